@@ -1,0 +1,1 @@
+//! oslo.policy-compatible rule evaluation for `protector:*` rules.

@@ -1,0 +1,79 @@
+//! Durable stores: operation records with their journals, and protection-group metadata.
+//!
+//! Two implementations pass one contract test suite: [`MemoryStore`] (tests,
+//! benchmarks) and [`SqliteStore`] (the embedded default: one file per site, WAL,
+//! versioned schema, crash-safe).
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::ids::{OperationId, ProjectId, ProtectionGroupId, SiteId};
+use crate::model::{
+    JournalEntry, JournalEvent, Operation, OperationFilter, ProtectionGroup, ReplicationPolicy, Site,
+    SyncState,
+};
+
+/// Operation records (`dr_operations`) and their journals.
+#[async_trait]
+pub trait OperationStore: Send + Sync {
+    /// Inserts a new record; `AlreadyExists` if the id is taken.
+    async fn insert_operation(&self, op: &Operation) -> Result<(), StoreError>;
+    /// Replaces an existing record; `NotFound` if it does not exist.
+    async fn update_operation(&self, op: &Operation) -> Result<(), StoreError>;
+    /// One record.
+    async fn get_operation(&self, id: &OperationId) -> Result<Option<Operation>, StoreError>;
+    /// Records matching the filter, newest (`created_at`) first. A
+    /// [`crate::model::PgRef::Name`] filter matches the group's name as stored in the
+    /// metadata store of the same backend.
+    async fn list_operations(&self, filter: &OperationFilter) -> Result<Vec<Operation>, StoreError>;
+    /// Appends to an operation's journal; returns the entry with its sequence number.
+    async fn append_journal(
+        &self,
+        id: &OperationId,
+        at: chrono::DateTime<chrono::Utc>,
+        event: JournalEvent,
+    ) -> Result<JournalEntry, StoreError>;
+    /// The journal of an operation, in order.
+    async fn journal(&self, id: &OperationId) -> Result<Vec<JournalEntry>, StoreError>;
+}
+
+/// Sites, protection groups (with members and mappings), policies and sync state.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Inserts or replaces a site, credentials included.
+    async fn put_site(&self, site: &Site) -> Result<(), StoreError>;
+    /// One site by id, credentials included.
+    async fn get_site(&self, id: &SiteId) -> Result<Option<Site>, StoreError>;
+    /// All sites, by name.
+    async fn list_sites(&self) -> Result<Vec<Site>, StoreError>;
+    /// Deletes a site; `NotFound` if missing.
+    async fn delete_site(&self, id: &SiteId) -> Result<(), StoreError>;
+
+    /// Inserts or replaces a protection group. Inserting a second group with the same
+    /// name in the same project is `AlreadyExists`.
+    async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError>;
+    /// One group by id.
+    async fn get_protection_group(&self, id: &ProtectionGroupId) -> Result<Option<ProtectionGroup>, StoreError>;
+    /// Groups of a project (all projects when `None`), by name.
+    async fn list_protection_groups(&self, project: Option<&ProjectId>) -> Result<Vec<ProtectionGroup>, StoreError>;
+    /// Deletes a group with its policy and sync state; `NotFound` if missing.
+    async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError>;
+
+    /// Inserts or replaces the policy of a group, tokens included.
+    async fn put_policy(&self, policy: &ReplicationPolicy) -> Result<(), StoreError>;
+    /// The policy of a group, tokens included.
+    async fn get_policy(&self, pg: &ProtectionGroupId) -> Result<Option<ReplicationPolicy>, StoreError>;
+
+    /// Inserts or replaces the sync state of a group.
+    async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError>;
+    /// The sync state of a group.
+    async fn get_sync_state(&self, pg: &ProtectionGroupId) -> Result<Option<SyncState>, StoreError>;
+}
+
+pub mod memory;
+// pub use memory::MemoryStore;
+pub mod sqlite;
+// pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod contract;

@@ -1,0 +1,2 @@
+//! protector-openstack
+#![deny(missing_docs)]

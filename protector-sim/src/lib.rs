@@ -1,0 +1,2 @@
+//! protector-sim
+#![deny(missing_docs)]
