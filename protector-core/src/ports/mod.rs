@@ -40,3 +40,6 @@ impl std::fmt::Debug for SiteClients {
         f.debug_struct("SiteClients").finish_non_exhaustive()
     }
 }
+
+pub mod hooks;
+pub use hooks::{HookVerdict, StepBoundary, StepHook};
