@@ -243,6 +243,7 @@ mod tests {
             last_failover_at: None,
             last_replication_at: None,
             version: 1,
+            replication_source_site_id: None,
             sites: BTreeMap::new(),
             members: vec![],
             mappings: vec![],
@@ -343,7 +344,8 @@ mod tests {
                         // Transitional statuses are entered only by their own operation's start
                         // and left only by that operation's end events.
                         if next == PgStatus::FailingOver && status != PgStatus::FailingOver {
-                            prop_assert!(matches!(ev, PgEvent::Start { operation: OperationType::Failover, .. }));
+                            let is_failover_start = matches!(ev, PgEvent::Start { operation: OperationType::Failover, .. });
+                            prop_assert!(is_failover_start, "entered failing_over on {:?}", ev);
                         }
                         if status == PgStatus::FailingOver && next != PgStatus::FailingOver {
                             let is_failover_end = matches!(
@@ -352,10 +354,15 @@ mod tests {
                                     | PgEvent::Failed { operation: OperationType::Failover }
                                     | PgEvent::Abandoned { operation: OperationType::Failover, .. }
                             );
-                            prop_assert!(is_failover_end);
+                            prop_assert!(is_failover_end, "left failing_over on {:?}", ev);
                         }
                         if next == PgStatus::Error && status != PgStatus::Error {
-                            prop_assert!(matches!(ev, PgEvent::Failed { .. }));
+                            // Only a failure, or abandoning a forced start from `error`, leads to `error`.
+                            let is_failure = matches!(
+                                ev,
+                                PgEvent::Failed { .. } | PgEvent::Abandoned { previous: PgStatus::Error, .. }
+                            );
+                            prop_assert!(is_failure, "entered error on {:?}", ev);
                         }
                         status = next;
                     }

@@ -109,6 +109,9 @@ pub struct OperationParameters {
     /// `--reverse-replication` (failback).
     #[serde(default)]
     pub reverse_replication: bool,
+    /// Who started the operation (resumed operations act for the same identity).
+    #[serde(default)]
+    pub requested_by: Option<crate::context::RequestContext>,
 }
 
 /// The `dr_operations` record.

@@ -144,6 +144,9 @@ pub enum MemberStatus {
 pub struct MemberNetwork {
     /// Network id on the site the member currently runs on.
     pub network_id: NetworkId,
+    /// Network name (Nova reports addresses by name).
+    #[serde(default)]
+    pub network_name: Option<String>,
     /// Fixed IP, if the member had one.
     #[serde(default)]
     pub fixed_ip: Option<String>,
@@ -291,6 +294,10 @@ pub struct ProtectionGroup {
     pub last_replication_at: Option<DateTime<Utc>>,
     /// Metadata version; bumped on every change.
     pub version: u64,
+    /// The site whose array currently replicates the group's volumes to the other
+    /// (`None` before a replication policy exists).
+    #[serde(default)]
+    pub replication_source_site_id: Option<SiteId>,
     /// Volume type and consistency group per site.
     #[serde(default)]
     pub sites: BTreeMap<SiteId, SiteBinding>,
@@ -364,9 +371,9 @@ impl ProtectionGroup {
         nets
     }
 
-    /// Whether test-failover resources are recorded.
+    /// Whether a test failover has run (or is running) and has not been cleaned up.
     pub fn has_test_resources(&self) -> bool {
-        self.test_resources.as_ref().is_some_and(|t| !t.is_empty())
+        self.test_resources.is_some()
     }
 }
 

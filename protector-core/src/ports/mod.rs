@@ -43,3 +43,5 @@ impl std::fmt::Debug for SiteClients {
 
 pub mod hooks;
 pub use hooks::{HookVerdict, StepBoundary, StepHook};
+pub mod connector;
+pub use connector::SiteConnector;

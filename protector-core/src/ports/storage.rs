@@ -114,7 +114,8 @@ pub struct PromotedVolume {
 pub struct LinkHealth {
     /// The arrays are connected and the group replicates.
     pub link_up: bool,
-    /// Time since the newest replica landed (zero for a healthy sync pod).
+    /// Age of the newest complete replica's data: the clock's now minus the time it was
+    /// captured on the source (zero for a healthy sync pod); `None` when there is none.
     pub lag: Option<Duration>,
     /// When the newest replica was taken.
     pub last_replica_at: Option<DateTime<Utc>>,
@@ -147,6 +148,20 @@ pub trait StorageDriver: Send + Sync {
         volumes: &[String],
     ) -> Result<(), BackendError>;
 
+    /// Like [`Self::add_volumes`], and returns each volume's array-side name after the
+    /// call, in input order. Sync groups move volumes into the pod, which renames them
+    /// (`pod::volume-…-cinder`); async groups keep the names. The default calls
+    /// [`Self::add_volumes`] and returns the names unchanged.
+    async fn add_volumes_with_names(
+        &self,
+        spec: &ReplicationGroupSpec,
+        source: ArraySide,
+        volumes: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        self.add_volumes(spec, source, volumes).await?;
+        Ok(volumes.to_vec())
+    }
+
     /// Removes volumes from the group (idempotent); the volumes stay.
     async fn remove_volumes(
         &self,
@@ -156,7 +171,10 @@ pub trait StorageDriver: Send + Sync {
     ) -> Result<(), BackendError>;
 
     /// Removes the group's configuration from both arrays; volumes stay.
-    async fn delete_replication_group(&self, spec: &ReplicationGroupSpec) -> Result<(), BackendError>;
+    async fn delete_replication_group(
+        &self,
+        spec: &ReplicationGroupSpec,
+    ) -> Result<(), BackendError>;
 
     /// Takes a snapshot of the group on `source`, replicates it now and waits — at most
     /// `timeout` — until it has landed on the other array.
@@ -179,7 +197,11 @@ pub trait StorageDriver: Send + Sync {
     /// Copies a replica into a new volume `new_name` on the replica's array. Never
     /// overwrites: if `new_name` exists and was made from the same replica the call is
     /// idempotent, otherwise it fails with a conflict.
-    async fn promote(&self, replica: &VolumeReplica, new_name: &str) -> Result<PromotedVolume, BackendError>;
+    async fn promote(
+        &self,
+        replica: &VolumeReplica,
+        new_name: &str,
+    ) -> Result<PromotedVolume, BackendError>;
 
     /// Destroys and eradicates a volume; a volume that does not exist is not an error.
     async fn destroy_volume(&self, side: ArraySide, name: &str) -> Result<(), BackendError>;
@@ -194,7 +216,11 @@ pub trait StorageDriver: Send + Sync {
     ) -> Result<(), BackendError>;
 
     /// Link health and lag of the group replicating from `source`, against the RPO.
-    async fn health(&self, spec: &ReplicationGroupSpec, source: ArraySide) -> Result<LinkHealth, BackendError>;
+    async fn health(
+        &self,
+        spec: &ReplicationGroupSpec,
+        source: ArraySide,
+    ) -> Result<LinkHealth, BackendError>;
 }
 
 /// Builds a driver for a replication policy (one per protection group).

@@ -1,0 +1,674 @@
+//! Executes an operation's steps: journal, progress, timeouts, rollback and resume.
+//!
+//! The runner is the only writer of an operation's record while it runs. Everything it
+//! learns (the group's previous status, replicas chosen, volumes managed, servers
+//! booted, members that failed) is written to the journal as a [`RunNote`] before it is
+//! used, so a restarted engine rebuilds the same [`RunState`] and continues where the
+//! journal ends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex as StdMutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::RequestContext;
+use crate::engine::Protector;
+use crate::error::{BackendErrorKind, Error, Service};
+use crate::ids::{MemberId, OperationId, ServerId, SiteId, VolumeId};
+use crate::messages;
+use crate::model::{
+    JournalEntry, JournalEvent, Operation, OperationStatus, OperationType, PgStatus, ProtectionGroup,
+    ResourceRef,
+};
+use crate::ports::{HookVerdict, ReplicaPoint, ReplicationGroupSpec, SiteClients, StepBoundary, StorageDriver, VolumeReplica};
+use crate::progress::{self, StepId};
+use crate::state::{op_transition, pg_transition, OpEvent, PgEvent};
+
+/// Facts an operation learns, journaled as `note` entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+pub(crate) enum RunNote {
+    /// The group's status before the operation started.
+    PreviousStatus { status: PgStatus },
+    /// The forced replication that landed on the target.
+    ReplicaPoint { point: ReplicaPoint },
+    /// The replica chosen for a source volume.
+    Replica { source_volume: VolumeId, replica: VolumeReplica },
+    /// A source volume's copy is managed into Cinder on the target.
+    Managed { source_volume: VolumeId, target_volume: VolumeId, array_name: String },
+    /// A member's server is about to be created.
+    Booting { member: MemberId },
+    /// A member's server exists.
+    Booted { member: MemberId, server: ServerId },
+    /// A member's server is ACTIVE.
+    Healthy { member: MemberId, seconds: i64 },
+    /// A member could not be recreated.
+    MemberFailed { member: MemberId, reason: String },
+    /// What a test cleanup will remove.
+    CleanupPlan { servers: Vec<ServerId>, volumes: Vec<VolumeId>, array_volumes: Vec<String> },
+    /// Stale resources of an earlier operation removed from the target.
+    StaleRemoved { site: SiteId, servers: usize, volumes: usize },
+}
+
+/// What the journal says so far.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunState {
+    pub completed: BTreeSet<StepId>,
+    pub previous_status: Option<PgStatus>,
+    pub point: Option<ReplicaPoint>,
+    pub replicas: BTreeMap<VolumeId, VolumeReplica>,
+    pub managed: BTreeMap<VolumeId, (VolumeId, String)>,
+    pub booted: BTreeMap<MemberId, ServerId>,
+    pub healthy: BTreeMap<MemberId, i64>,
+    pub member_failed: BTreeMap<MemberId, String>,
+    pub cleanup: Option<(Vec<ServerId>, Vec<VolumeId>, Vec<String>)>,
+    /// Resources created (or about to be) and not released, in journal order.
+    pub live: Vec<ResourceRef>,
+    pub side_effects: bool,
+}
+
+impl RunState {
+    pub(crate) fn from_journal(journal: &[JournalEntry]) -> Self {
+        let mut s = RunState::default();
+        for e in journal {
+            s.apply(&e.event);
+        }
+        s
+    }
+
+    pub(crate) fn apply(&mut self, event: &JournalEvent) {
+        match event {
+            JournalEvent::StepCompleted { step } => {
+                self.completed.insert(*step);
+            }
+            JournalEvent::Intent { resource } | JournalEvent::Created { resource } => {
+                self.side_effects = true;
+                if !self.live.contains(resource) {
+                    self.live.push(resource.clone());
+                }
+            }
+            JournalEvent::Released { resource } => {
+                self.live.retain(|r| r != resource);
+            }
+            JournalEvent::Note { data } => {
+                if let Ok(note) = serde_json::from_value::<RunNote>(data.clone()) {
+                    self.apply_note(note);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_note(&mut self, note: RunNote) {
+        match note {
+            RunNote::PreviousStatus { status } => {
+                self.previous_status.get_or_insert(status);
+            }
+            RunNote::ReplicaPoint { point } => self.point = Some(point),
+            RunNote::Replica {
+                source_volume,
+                replica,
+            } => {
+                self.replicas.insert(source_volume, replica);
+            }
+            RunNote::Managed {
+                source_volume,
+                target_volume,
+                array_name,
+            } => {
+                self.managed.insert(source_volume, (target_volume, array_name));
+            }
+            RunNote::Booting { .. } => {}
+            RunNote::Booted { member, server } => {
+                self.booted.insert(member, server);
+            }
+            RunNote::Healthy { member, seconds } => {
+                self.healthy.insert(member.clone(), seconds);
+                self.member_failed.remove(&member);
+            }
+            RunNote::MemberFailed { member, reason } => {
+                self.member_failed.insert(member, reason);
+            }
+            RunNote::CleanupPlan {
+                servers,
+                volumes,
+                array_volumes,
+            } => self.cleanup = Some((servers, volumes, array_volumes)),
+            RunNote::StaleRemoved { .. } => self.side_effects = true,
+        }
+    }
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+pub(crate) enum StepError {
+    /// The step failed; the message goes to `error_message`.
+    Failed(String),
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+impl From<crate::error::BackendError> for StepError {
+    fn from(e: crate::error::BackendError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+impl From<crate::error::StoreError> for StepError {
+    fn from(e: crate::error::StoreError) -> Self {
+        StepError::Failed(e.to_string())
+    }
+}
+
+pub(crate) type StepResult<T = ()> = Result<T, StepError>;
+
+/// One running operation.
+pub(crate) struct Run {
+    pub p: Protector,
+    pub id: OperationId,
+    pub op: tokio::sync::Mutex<Operation>,
+    pub state: StdMutex<RunState>,
+    pub ctx: RequestContext,
+    pub pg_id: crate::ids::ProtectionGroupId,
+    pub waiting_on: StdMutex<Option<Service>>,
+    pub driver: StdMutex<Option<(std::sync::Arc<dyn StorageDriver>, ReplicationGroupSpec)>>,
+    pub clients: tokio::sync::Mutex<BTreeMap<SiteId, SiteClients>>,
+}
+
+impl Run {
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) async fn snapshot(&self) -> Operation {
+        self.op.lock().await.clone()
+    }
+
+    /// Appends to the journal and folds the event into the state.
+    pub(crate) async fn journal(&self, event: JournalEvent) -> StepResult {
+        let now = self.p.inner.clock.now();
+        self.p
+            .inner
+            .local
+            .operations
+            .append_journal(&self.id, now, event.clone())
+            .await?;
+        self.state().apply(&event);
+        Ok(())
+    }
+
+    pub(crate) async fn note(&self, note: RunNote) -> StepResult {
+        let data = serde_json::to_value(&note)
+            .map_err(|e| StepError::Failed(format!("cannot encode a journal note: {e}")))?;
+        self.journal(JournalEvent::Note { data }).await
+    }
+
+    pub(crate) fn on(&self, service: Service) {
+        *self.waiting_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(service);
+    }
+
+    /// Writes the record and publishes it.
+    async fn persist(&self, op: &mut Operation) -> Result<(), Error> {
+        op.updated_at = Some(self.p.inner.clock.now());
+        self.p.inner.local.operations.update_operation(op).await?;
+        self.p.publish(op);
+        Ok(())
+    }
+
+    /// Moves progress inside `step` to `done` of `total` items. Progress never goes
+    /// backwards; the record is written only when the percentage changes.
+    pub(crate) async fn advance(&self, step: StepId, done: usize, total: usize) -> StepResult {
+        #[allow(clippy::cast_precision_loss)]
+        let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+        let mut op = self.op.lock().await;
+        if let Some((phase, pct)) = progress::progress(op.operation_type, step, fraction) {
+            if pct > op.progress {
+                op.progress = pct;
+                op.phase = Some(phase);
+                self.persist(&mut op).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn clients(&self, site: &SiteId) -> StepResult<SiteClients> {
+        let mut cache = self.clients.lock().await;
+        if let Some(c) = cache.get(site) {
+            return Ok(c.clone());
+        }
+        let c = self.p.clients(site, &self.ctx).await?;
+        cache.insert(site.clone(), c.clone());
+        Ok(c)
+    }
+
+    pub(crate) async fn driver(&self) -> StepResult<(std::sync::Arc<dyn StorageDriver>, ReplicationGroupSpec)> {
+        if let Some(d) = self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(d);
+        }
+        let pg = self.pg().await?;
+        let policy = self
+            .p
+            .inner
+            .local
+            .metadata
+            .get_policy(&pg.id)
+            .await?
+            .ok_or_else(|| StepError::Failed(messages::Refusal::NoPolicy { pg: pg.name.clone() }.to_string()))?;
+        let driver = self.p.inner.storage.driver(&policy)?;
+        let spec = ReplicationGroupSpec::from_policy(&policy, pg.replication_type);
+        *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some((driver.clone(), spec.clone()));
+        Ok((driver, spec))
+    }
+
+    /// The group as stored now.
+    pub(crate) async fn pg(&self) -> StepResult<ProtectionGroup> {
+        self.p
+            .inner
+            .local
+            .metadata
+            .get_protection_group(&self.pg_id)
+            .await?
+            .ok_or_else(|| StepError::Failed(format!("protection group {} no longer exists", self.pg_id)))
+    }
+
+    /// Reads the group, applies `f`, bumps its version, saves it locally and pushes it
+    /// to the peer.
+    pub(crate) async fn update_pg<F>(&self, f: F) -> StepResult<ProtectionGroup>
+    where
+        F: FnOnce(&mut ProtectionGroup) -> StepResult,
+    {
+        let mut pg = self.pg().await?;
+        f(&mut pg)?;
+        pg.version += 1;
+        pg.updated_at = self.p.inner.clock.now();
+        self.p.save_pg(&pg).await?;
+        Ok(pg)
+    }
+
+    pub(crate) async fn set_result(&self, data: serde_json::Value) -> StepResult {
+        let mut op = self.op.lock().await;
+        op.result_data = data;
+        self.persist(&mut op).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn mark_step_failed(&self, step: StepId) -> StepResult {
+        let mut op = self.op.lock().await;
+        if !op.steps_failed.contains(&step) {
+            op.steps_failed.push(step);
+            self.persist(&mut op).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Protector {
+    pub(crate) fn spawn_run(&self, id: OperationId) {
+        let me = self.clone();
+        let task_id = id.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = me.run_operation(&task_id).await {
+                tracing::error!(operation = %task_id, error = %e, "operation could not be driven to an end");
+            }
+        });
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, handle);
+    }
+
+    /// Resumes every operation of the local site that a previous process left
+    /// `pending`, `running` or `rolling_back`. Returns their ids; follow them with
+    /// [`Protector::wait`].
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn recover(&self) -> Result<Vec<OperationId>, Error> {
+        let ops = self
+            .inner
+            .local
+            .operations
+            .list_operations(&crate::model::OperationFilter::default())
+            .await?;
+        let mut resumed = Vec::new();
+        for op in ops.into_iter().rev() {
+            if op.status.is_terminal() {
+                continue;
+            }
+            let running = self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&op.id)
+                .is_some_and(|h| !h.is_finished());
+            if running {
+                continue;
+            }
+            tracing::info!(operation = %op.id, status = %op.status, "resuming operation");
+            self.spawn_run(op.id.clone());
+            resumed.push(op.id);
+        }
+        Ok(resumed)
+    }
+
+    async fn run_operation(&self, id: &OperationId) -> Result<(), Error> {
+        let store = &self.inner.local.operations;
+        let Some(op) = store.get_operation(id).await? else {
+            return Ok(());
+        };
+        if op.status.is_terminal() {
+            return Ok(());
+        }
+        let journal = store.journal(id).await?;
+        let state = RunState::from_journal(&journal);
+        let ctx = op.parameters.requested_by.clone().unwrap_or_else(|| RequestContext {
+            user_id: crate::ids::UserId::new("protector"),
+            project_id: op.project_id.clone(),
+            roles: vec!["member".into()],
+        });
+        let run = Run {
+            p: self.clone(),
+            id: id.clone(),
+            pg_id: op.protection_group_id.clone(),
+            op: tokio::sync::Mutex::new(op),
+            state: StdMutex::new(state),
+            ctx,
+            waiting_on: StdMutex::new(None),
+            driver: StdMutex::new(None),
+            clients: tokio::sync::Mutex::new(BTreeMap::new()),
+        };
+        if run.p.inner.local.metadata.get_protection_group(&run.pg_id).await?.is_none() {
+            let mut op = run.op.lock().await;
+            op.status = OperationStatus::Failed;
+            op.error_message = Some(format!(
+                "{}: protection group {} no longer exists",
+                messages::INTERRUPTED_BY_RESTART,
+                run.pg_id
+            ));
+            op.completed_at = Some(self.inner.clock.now());
+            run.persist(&mut op).await?;
+            return Ok(());
+        }
+        let status = run.op.lock().await.status;
+        if status == OperationStatus::RollingBack {
+            run.finish_failed(None).await?;
+            return Ok(());
+        }
+        if status == OperationStatus::Pending {
+            let mut op = run.op.lock().await;
+            op.status = op_transition(op.status, OpEvent::Start)?;
+            op.started_at = Some(self.inner.clock.now());
+            run.persist(&mut op).await?;
+        }
+        let op_type = run.op.lock().await.operation_type;
+        for spec in progress::plan(op_type) {
+            if run.state().completed.contains(&spec.step) {
+                continue;
+            }
+            if self.hook(&run.snapshot().await, StepBoundary::Before(spec.step)) == HookVerdict::Crash {
+                return Ok(());
+            }
+            if let Err(e) = run.journal(JournalEvent::StepStarted { step: spec.step }).await {
+                return Err(step_to_error(e));
+            }
+            {
+                let mut op = run.op.lock().await;
+                op.current_step = Some(spec.step);
+                op.phase = Some(spec.phase);
+                op.progress = op.progress.max(spec.start);
+                run.persist(&mut op).await?;
+            }
+            let limit = self.inner.config.step_timeout(spec.step);
+            let outcome = match tokio::time::timeout(limit, run.execute(spec.step)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let service = run
+                        .waiting_on
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .map_or_else(|| "a backend".to_owned(), |s| s.to_string());
+                    Err(StepError::Failed(messages::step_timed_out(
+                        spec.step.as_str(),
+                        &service,
+                        limit.as_secs(),
+                    )))
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    if let Err(e) = run.journal(JournalEvent::StepCompleted { step: spec.step }).await {
+                        return Err(step_to_error(e));
+                    }
+                    let mut op = run.op.lock().await;
+                    op.steps_completed.push(spec.step);
+                    op.progress = op.progress.max(spec.end);
+                    run.persist(&mut op).await?;
+                    let snapshot = op.clone();
+                    drop(op);
+                    if self.hook(&snapshot, StepBoundary::After(spec.step)) == HookVerdict::Crash {
+                        return Ok(());
+                    }
+                }
+                Err(StepError::Failed(message)) => {
+                    tracing::warn!(operation = %id, step = %spec.step, error = %message, "step failed");
+                    let _ = run
+                        .journal(JournalEvent::StepFailed {
+                            step: spec.step,
+                            error: message.clone(),
+                        })
+                        .await;
+                    {
+                        let mut op = run.op.lock().await;
+                        if !op.steps_failed.contains(&spec.step) {
+                            op.steps_failed.push(spec.step);
+                        }
+                        op.error_message.get_or_insert(message.clone());
+                        run.persist(&mut op).await?;
+                    }
+                    run.finish_failed(Some(message)).await?;
+                    return Ok(());
+                }
+            }
+        }
+        let mut op = run.op.lock().await;
+        op.status = op_transition(op.status, OpEvent::Complete)?;
+        op.progress = 100;
+        op.phase = Some(progress::Phase::Finalization);
+        op.current_step = None;
+        op.completed_at = Some(self.inner.clock.now());
+        run.persist(&mut op).await?;
+        tracing::info!(operation = %id, "operation completed");
+        Ok(())
+    }
+}
+
+fn step_to_error(e: StepError) -> Error {
+    let StepError::Failed(m) = e;
+    Error::Invalid(m)
+}
+
+impl Run {
+    /// Rolls back what exists (when anything does), marks the operation `failed` and
+    /// moves the group accordingly.
+    async fn finish_failed(&self, message: Option<String>) -> Result<(), Error> {
+        let side_effects = self.state().side_effects;
+        if side_effects {
+            {
+                let mut op = self.op.lock().await;
+                if op.status == OperationStatus::Running {
+                    op.status = op_transition(op.status, OpEvent::BeginRollback)?;
+                    self.persist(&mut op).await?;
+                }
+            }
+            let problems = self.rollback().await;
+            if !problems.is_empty() {
+                let mut op = self.op.lock().await;
+                let base = op.error_message.clone().or_else(|| message.clone()).unwrap_or_default();
+                op.error_message = Some(format!("{base}; rollback incomplete: {}", problems.join("; ")));
+                self.persist(&mut op).await?;
+            }
+        }
+        let op_type = self.op.lock().await.operation_type;
+        let previous = self.state().previous_status;
+        let pg_result = self
+            .update_pg(|pg| {
+                let event = if side_effects {
+                    PgEvent::Failed { operation: op_type }
+                } else {
+                    PgEvent::Abandoned {
+                        operation: op_type,
+                        previous: previous.unwrap_or(pg.status),
+                    }
+                };
+                if let Ok(next) = pg_transition(pg.status, event) {
+                    pg.status = next;
+                }
+                if op_type == OperationType::TestFailover {
+                    pg.test_resources = None;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(StepError::Failed(m)) = pg_result {
+            tracing::error!(operation = %self.id, error = %m, "could not update the protection group after a failure");
+        }
+        let mut op = self.op.lock().await;
+        op.status = op_transition(op.status, OpEvent::Fail)?;
+        op.current_step = None;
+        op.completed_at = Some(self.p.inner.clock.now());
+        if op.error_message.is_none() {
+            op.error_message = message;
+        }
+        self.persist(&mut op).await?;
+        Ok(())
+    }
+
+    /// Undoes every live resource in reverse order, then sweeps the target for anything
+    /// tagged with this operation. Returns the problems it could not fix.
+    async fn rollback(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let live: Vec<ResourceRef> = self.state().live.clone();
+        for resource in live.iter().rev() {
+            match self.undo(resource).await {
+                Ok(()) => {
+                    if let Err(e) = self
+                        .journal(JournalEvent::Released {
+                            resource: resource.clone(),
+                        })
+                        .await
+                    {
+                        problems.push(format!("{e:?}"));
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let target = self.op.lock().await.target_site_id.clone();
+        if let Err(e) = self.sweep_tagged(&target).await {
+            problems.push(e);
+        }
+        problems
+    }
+
+    async fn undo(&self, resource: &ResourceRef) -> Result<(), String> {
+        let wait_server = self.p.inner.config.server_wait.clone();
+        let wait_volume = self.p.inner.config.volume_wait.clone();
+        let gone = |e: &crate::error::BackendError| e.kind == BackendErrorKind::NotFound;
+        match resource {
+            ResourceRef::Server { site_id, id } => {
+                let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
+                match c.compute.delete_server(id).await {
+                    Ok(()) => {}
+                    Err(e) if gone(&e) => return Ok(()),
+                    Err(e) => return Err(format!("delete server {id}: {e}")),
+                }
+                c.compute
+                    .wait_for_deleted(id, &wait_server)
+                    .await
+                    .map_err(|e| format!("delete server {id}: {e}"))
+            }
+            ResourceRef::Volume { site_id, id } => {
+                let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
+                match c.block_storage.delete_volume(id).await {
+                    Ok(()) => {}
+                    Err(e) if gone(&e) => return Ok(()),
+                    Err(e) => return Err(format!("delete volume {id}: {e}")),
+                }
+                c.block_storage
+                    .wait_for_deleted(id, &wait_volume)
+                    .await
+                    .map_err(|e| format!("delete volume {id}: {e}"))
+            }
+            ResourceRef::ArrayVolume { site_id, name } => {
+                let (driver, _) = self.driver().await.map_err(|e| format!("{e:?}"))?;
+                let pg = self.pg().await.map_err(|e| format!("{e:?}"))?;
+                let side = self.p.side_of(&pg, site_id);
+                driver
+                    .destroy_volume(side, name)
+                    .await
+                    .map_err(|e| format!("destroy array volume {name}: {e}"))
+            }
+            ResourceRef::StoppedServer { site_id, id } => {
+                let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
+                match c.compute.start_server(id).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if gone(&e) => Ok(()),
+                    Err(e) => Err(format!("restart server {id}: {e}")),
+                }
+            }
+            ResourceRef::Group { site_id, id } => {
+                let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
+                match c.block_storage.delete_group(id, false).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if gone(&e) => Ok(()),
+                    Err(e) => Err(format!("delete group {id}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Deletes servers and volumes on `site` tagged with this operation that the journal
+    /// does not know about (a create whose answer was lost).
+    async fn sweep_tagged(&self, site: &SiteId) -> Result<(), String> {
+        let c = self.clients(site).await.map_err(|e| format!("{e:?}"))?;
+        let op_id = self.id.to_string();
+        let servers = c.compute.list_servers().await.map_err(|e| e.to_string())?;
+        for s in servers
+            .iter()
+            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
+        {
+            self.undo(&ResourceRef::Server {
+                site_id: site.clone(),
+                id: s.id.clone(),
+            })
+            .await?;
+        }
+        let volumes = c.block_storage.list_volumes().await.map_err(|e| e.to_string())?;
+        for v in volumes
+            .iter()
+            .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
+        {
+            self.undo(&ResourceRef::Volume {
+                site_id: site.clone(),
+                id: v.id.clone(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Metadata key tagging servers and volumes with the operation that created them.
+pub(crate) const TAG_OPERATION: &str = "protector_operation";
+/// Metadata key tagging a server with its member.
+pub(crate) const TAG_MEMBER: &str = "protector_member";
+/// Metadata key tagging a volume with the source volume it was recovered from.
+pub(crate) const TAG_SOURCE_VOLUME: &str = "protector_source_volume";
+/// Metadata key tagging test-failover resources with their protection group.
+pub(crate) const TAG_TEST_PG: &str = "protector_test_pg";

@@ -1,0 +1,1026 @@
+//! The bodies of the steps. Each step is idempotent: it consults the run state rebuilt
+//! from the journal and the resources tagged with the operation id before acting, so a
+//! resumed step never repeats a side effect.
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use crate::engine::operations::{mapped_flavor, mapped_network, resolve_network};
+use crate::engine::runner::{Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME, TAG_TEST_PG};
+use crate::error::{BackendErrorKind, Service};
+use crate::ids::{MemberId, ServerId, SiteId, VolumeId};
+use crate::messages;
+use crate::model::{
+    FailoverType, JournalEvent, Member, MemberNetwork, MemberStatus, MemberVolume, OperationType, PgStatus,
+    ProtectionGroup, ResourceRef, StaleResources, TestResources,
+};
+use crate::ports::{BlockDevice, ManageVolume, NetworkAttachment, ServerCreate, ServerStatus, SiteClients};
+use crate::progress::StepId;
+use crate::state::{apply_success, pg_transition, PgEvent};
+
+fn during(op: OperationType) -> Option<PgStatus> {
+    match op {
+        OperationType::Failover => Some(PgStatus::FailingOver),
+        OperationType::Failback => Some(PgStatus::FailingBack),
+        _ => None,
+    }
+}
+
+/// The server name prefix of test-failover instances.
+const TEST_PREFIX: &str = "drtest";
+
+impl Run {
+    pub(crate) async fn execute(&self, step: StepId) -> StepResult {
+        let op_type = self.op.lock().await.operation_type;
+        match (op_type, step) {
+            (_, StepId::Prepare) => self.prepare().await,
+            (_, StepId::ValidateTarget) => self.validate_target().await,
+            (_, StepId::GetSnapshot) => self.get_snapshot().await,
+            (_, StepId::PromoteVolumes | StepId::CloneVolumes) => self.promote_volumes(step).await,
+            (_, StepId::RecreateInstances) => self.recreate_instances().await,
+            (OperationType::TestCleanup, StepId::DeleteInstances) => self.cleanup_instances().await,
+            (OperationType::TestCleanup, StepId::DeleteVolumes) => self.cleanup_volumes().await,
+            (OperationType::TestCleanup, StepId::Finalize) => self.cleanup_finalize().await,
+            (OperationType::SyncVolumes, StepId::ReconcileMembers) => self.reconcile_members().await,
+            (OperationType::SyncVolumes, StepId::Replicate) => self.replicate().await,
+            (OperationType::SyncVolumes, StepId::Finalize) => self.sync_finalize().await,
+            (OperationType::TestFailover, StepId::Finalize) => self.test_finalize().await,
+            (_, StepId::Finalize) => self.failover_finalize().await,
+            (t, s) => Err(StepError::Failed(format!("step {s} is not part of a {t} operation"))),
+        }
+    }
+
+    async fn sites(&self) -> (SiteId, SiteId) {
+        let op = self.op.lock().await;
+        (op.source_site_id.clone(), op.target_site_id.clone())
+    }
+
+    async fn is_planned(&self) -> bool {
+        let op = self.op.lock().await;
+        matches!(op.operation_type, OperationType::Failover | OperationType::Failback)
+            && op.failover_type != Some(FailoverType::Unplanned)
+    }
+
+    fn limit_compute(&self) -> usize {
+        self.p.inner.config.concurrency.compute
+    }
+
+    fn limit_block(&self) -> usize {
+        self.p.inner.config.concurrency.block_storage
+    }
+
+    // ---- prepare ------------------------------------------------------------------
+
+    async fn prepare(&self) -> StepResult {
+        let op = self.snapshot().await;
+        let pg = self.pg().await?;
+        if self.state().previous_status.is_none() {
+            self.note(RunNote::PreviousStatus { status: pg.status }).await?;
+        }
+        match op.operation_type {
+            OperationType::Failover | OperationType::Failback => {
+                let target_status = during(op.operation_type);
+                if Some(pg.status) != target_status {
+                    let force = op.parameters.force;
+                    let kind = op.operation_type;
+                    self.update_pg(|pg| {
+                        pg.status = pg_transition(pg.status, PgEvent::Start { operation: kind, force })
+                            .map_err(|e| StepError::Failed(e.to_string()))?;
+                        Ok(())
+                    })
+                    .await?;
+                }
+            }
+            OperationType::TestFailover => {
+                let (_, target) = self.sites().await;
+                let op_id = op.id.clone();
+                if pg.test_resources.as_ref().and_then(|t| t.operation_id.as_ref()) != Some(&op_id) {
+                    self.update_pg(|pg| {
+                        pg.test_resources = Some(TestResources {
+                            operation_id: Some(op_id),
+                            site_id: Some(target),
+                            ..TestResources::default()
+                        });
+                        Ok(())
+                    })
+                    .await?;
+                }
+            }
+            OperationType::TestCleanup => self.plan_cleanup(&pg).await?,
+            OperationType::SyncVolumes => {}
+        }
+        if self.is_planned().await {
+            self.quiesce(&pg).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the members' servers on the source and waits for SHUTOFF.
+    async fn quiesce(&self, pg: &ProtectionGroup) -> StepResult {
+        let (source, _) = self.sites().await;
+        let c = self.clients(&source).await?;
+        let total = pg.members.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<StepResult> = stream::iter(pg.members.iter().cloned())
+            .map(|m| {
+                let c = c.clone();
+                let source = source.clone();
+                let done = &done;
+                async move {
+                    self.on(Service::Compute);
+                    let server = match c.compute.get_server(&m.instance_id).await {
+                        Ok(s) => s,
+                        Err(e) if e.kind == BackendErrorKind::NotFound => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    };
+                    if server.status != ServerStatus::Shutoff {
+                        self.journal(JournalEvent::Intent {
+                            resource: ResourceRef::StoppedServer {
+                                site_id: source.clone(),
+                                id: m.instance_id.clone(),
+                            },
+                        })
+                        .await?;
+                        c.compute.stop_server(&m.instance_id).await?;
+                        c.compute
+                            .wait_for_status(&m.instance_id, ServerStatus::Shutoff, &self.p.inner.config.server_wait)
+                            .await?;
+                    }
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    self.advance(StepId::Prepare, n, total).await
+                }
+            })
+            .buffer_unordered(self.limit_compute())
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    // ---- validate_target ------------------------------------------------------------
+
+    async fn validate_target(&self) -> StepResult {
+        let op = self.snapshot().await;
+        let (_, target) = self.sites().await;
+        let pg = self.pg().await?;
+        self.on(Service::Identity);
+        self.p.runtime(&target)?.connector.probe().await?;
+        let c = self.clients(&target).await?;
+        let mappings = &op.parameters.mappings;
+        self.on(Service::Network);
+        for m in &pg.members {
+            for n in &m.networks {
+                let dst = mapped_network(mappings, n).ok_or_else(|| {
+                    StepError::Failed(
+                        messages::Refusal::NoNetworkMapping {
+                            network: n.network_id.to_string(),
+                        }
+                        .to_string(),
+                    )
+                })?;
+                resolve_network(&c, &dst).await?;
+            }
+        }
+        self.on(Service::BlockStorage);
+        let vt = pg
+            .sites
+            .get(&target)
+            .and_then(|b| b.volume_type_name.clone())
+            .ok_or_else(|| StepError::Failed(format!("protection group {} has no volume type on the target site", pg.name)))?;
+        if c.block_storage.find_volume_type(&vt).await?.is_none() {
+            return Err(StepError::Failed(format!("volume type {vt} does not exist on the target site")));
+        }
+        self.manage_host(&c, &pg, &target).await?;
+        let (driver, _) = self.driver().await?;
+        self.on(Service::FlashArray);
+        driver.array_name(self.p.side_of(&pg, &target)).await?;
+        if matches!(op.operation_type, OperationType::Failover | OperationType::Failback) {
+            self.remove_stale(&pg, &target, &c).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes what an earlier failover left on the site the workload now comes back to:
+    /// stale servers and volumes are never reused.
+    async fn remove_stale(&self, pg: &ProtectionGroup, target: &SiteId, c: &SiteClients) -> StepResult {
+        let Some(stale) = pg.stale.get(target).cloned() else {
+            return Ok(());
+        };
+        let wait = &self.p.inner.config;
+        self.on(Service::Compute);
+        for s in &stale.servers {
+            match c.compute.delete_server(s).await {
+                Ok(()) => c.compute.wait_for_deleted(s, &wait.server_wait).await?,
+                Err(e) if e.kind == BackendErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.on(Service::BlockStorage);
+        for v in &stale.volumes {
+            match c.block_storage.delete_volume(v).await {
+                Ok(()) => c.block_storage.wait_for_deleted(v, &wait.volume_wait).await?,
+                Err(e) if e.kind == BackendErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.note(RunNote::StaleRemoved {
+            site: target.clone(),
+            servers: stale.servers.len(),
+            volumes: stale.volumes.len(),
+        })
+        .await?;
+        let t = target.clone();
+        self.update_pg(move |pg| {
+            pg.stale.remove(&t);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn manage_host(&self, c: &SiteClients, pg: &ProtectionGroup, target: &SiteId) -> StepResult<String> {
+        let services = c.block_storage.list_volume_services().await?;
+        let svc = services
+            .iter()
+            .find(|s| s.state == "up" && s.status == "enabled")
+            .ok_or_else(|| StepError::Failed("no cinder-volume service is up on the target site".into()))?;
+        if svc.host.contains('#') {
+            return Ok(svc.host.clone());
+        }
+        let backend = match pg.sites.get(target).and_then(|b| b.volume_type_name.clone()) {
+            Some(t) => c
+                .block_storage
+                .find_volume_type(&t)
+                .await?
+                .and_then(|vt| vt.backend_name().map(str::to_owned)),
+            None => None,
+        };
+        let pool = backend.unwrap_or_else(|| svc.host.split('@').nth(1).unwrap_or("pool").to_owned());
+        Ok(format!("{}#{pool}", svc.host))
+    }
+
+    // ---- get_snapshot ---------------------------------------------------------------
+
+    async fn get_snapshot(&self) -> StepResult {
+        let (source, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let (driver, spec) = self.driver().await?;
+        let source_side = self.p.side_of(&pg, &source);
+        let volumes: Vec<&MemberVolume> = pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
+        self.on(Service::FlashArray);
+        if self.is_planned().await && self.state().point.is_none() {
+            let names: Vec<String> = volumes.iter().map(|v| v.array_volume_name.clone()).collect();
+            if pg.replication_source_site_id.as_ref() == Some(&source) {
+                driver.ensure_replication_group(&spec, source_side).await?;
+                driver.add_volumes(&spec, source_side, &names).await?;
+            } else {
+                driver.reverse_replication(&spec, source_side, &names).await?;
+                let s = source.clone();
+                self.update_pg(move |pg| {
+                    pg.replication_source_site_id = Some(s);
+                    Ok(())
+                })
+                .await?;
+            }
+            let point = driver
+                .replicate_now(&spec, source_side, self.p.inner.config.replication_timeout)
+                .await?;
+            self.note(RunNote::ReplicaPoint { point }).await?;
+        }
+        let array = driver.array_name(self.p.side_of(&pg, &target)).await?;
+        let total = volumes.len();
+        for (i, v) in volumes.iter().enumerate() {
+            if self.state().replicas.contains_key(&v.volume_id) {
+                continue;
+            }
+            let replica = driver
+                .newest_replica(&spec, source_side, &v.array_volume_name)
+                .await?
+                .ok_or_else(|| StepError::Failed(messages::no_replicated_snapshot(v.volume_id.as_str(), &array)))?;
+            self.note(RunNote::Replica {
+                source_volume: v.volume_id.clone(),
+                replica,
+            })
+            .await?;
+            self.advance(StepId::GetSnapshot, i + 1, total).await?;
+        }
+        Ok(())
+    }
+
+    // ---- promote_volumes / clone_volumes --------------------------------------------
+
+    async fn promote_volumes(&self, step: StepId) -> StepResult {
+        let op = self.snapshot().await;
+        let (_, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let c = self.clients(&target).await?;
+        let (driver, _) = self.driver().await?;
+        let test = op.operation_type == OperationType::TestFailover;
+        let host = self.manage_host(&c, &pg, &target).await?;
+        let vt = pg.sites.get(&target).and_then(|b| b.volume_type_name.clone());
+        // Volumes this operation managed before a restart, found by their tags.
+        let op_id = op.id.to_string();
+        self.on(Service::BlockStorage);
+        let tagged: BTreeMap<String, crate::ports::Volume> = c
+            .block_storage
+            .list_volumes()
+            .await?
+            .into_iter()
+            .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
+            .filter_map(|v| v.metadata.get(TAG_SOURCE_VOLUME).cloned().map(|s| (s, v)))
+            .collect();
+        let volumes: Vec<&MemberVolume> = pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
+        let total = volumes.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let short = op.id.as_str().chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>();
+        let results: Vec<StepResult> = stream::iter(volumes.into_iter().cloned())
+            .map(|v| {
+                let c = c.clone();
+                let driver = driver.clone();
+                let target = target.clone();
+                let host = host.clone();
+                let vt = vt.clone();
+                let tagged = &tagged;
+                let done = &done;
+                let short = &short;
+                let op_id = &op_id;
+                let pg_id = pg.id.to_string();
+                async move {
+                    let v = &v;
+                    if !self.state().managed.contains_key(&v.volume_id) {
+                        if let Some(existing) = tagged.get(v.volume_id.as_str()) {
+                            let existing = c
+                                .block_storage
+                                .wait_for_available(&existing.id, &self.p.inner.config.volume_wait)
+                                .await?;
+                            self.record_managed(&target, v, &existing).await?;
+                        } else {
+                            let replica = self
+                                .state()
+                                .replicas
+                                .get(&v.volume_id)
+                                .cloned()
+                                .ok_or_else(|| StepError::Failed(format!("no replica chosen for volume {}", v.volume_id)))?;
+                            let prefix = if test { "test" } else { "dr" };
+                            let new_name = format!("{prefix}-{short}-{}", v.volume_id)
+                                .chars()
+                                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '-' })
+                                .take(63)
+                                .collect::<String>();
+                            let array_ref = ResourceRef::ArrayVolume {
+                                site_id: target.clone(),
+                                name: new_name.clone(),
+                            };
+                            self.journal(JournalEvent::Intent { resource: array_ref.clone() }).await?;
+                            self.on(Service::FlashArray);
+                            driver.promote(&replica, &new_name).await?;
+                            self.journal(JournalEvent::Created { resource: array_ref }).await?;
+                            let mut metadata = BTreeMap::new();
+                            metadata.insert(TAG_OPERATION.to_owned(), op_id.clone());
+                            metadata.insert(TAG_SOURCE_VOLUME.to_owned(), v.volume_id.to_string());
+                            if test {
+                                metadata.insert(TAG_TEST_PG.to_owned(), pg_id.clone());
+                            }
+                            let name = if test { format!("{TEST_PREFIX}-{}", v.name) } else { v.name.clone() };
+                            self.on(Service::BlockStorage);
+                            let managed = c
+                                .block_storage
+                                .manage_volume(&ManageVolume {
+                                    source_name: new_name.clone(),
+                                    host: host.clone(),
+                                    name,
+                                    volume_type: vt.clone(),
+                                    bootable: v.bootable,
+                                    description: Some(format!("recovered from volume {} by operation {op_id}", v.volume_id)),
+                                    metadata,
+                                })
+                                .await
+                                .map_err(|e| StepError::Failed(format!("Volume manage failed for volume {} ({new_name}): {e}", v.volume_id)))?;
+                            self.journal(JournalEvent::Created {
+                                resource: ResourceRef::Volume {
+                                    site_id: target.clone(),
+                                    id: managed.id.clone(),
+                                },
+                            })
+                            .await?;
+                            let managed = c
+                                .block_storage
+                                .wait_for_available(&managed.id, &self.p.inner.config.volume_wait)
+                                .await
+                                .map_err(|e| StepError::Failed(format!("Volume manage failed for volume {}: {e}", v.volume_id)))?;
+                            self.record_managed(&target, v, &managed).await?;
+                        }
+                    }
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    self.advance(step, n, total).await
+                }
+            })
+            .buffer_unordered(self.limit_block())
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn record_managed(&self, target: &SiteId, v: &MemberVolume, managed: &crate::ports::Volume) -> StepResult {
+        let array_name = managed
+            .array_volume_name()
+            .ok_or_else(|| {
+                StepError::Failed(format!(
+                    "cinder did not report the array volume name of volume {} on the target site",
+                    managed.id
+                ))
+            })?
+            .to_owned();
+        self.journal(JournalEvent::Created {
+            resource: ResourceRef::Volume {
+                site_id: target.clone(),
+                id: managed.id.clone(),
+            },
+        })
+        .await?;
+        self.note(RunNote::Managed {
+            source_volume: v.volume_id.clone(),
+            target_volume: managed.id.clone(),
+            array_name,
+        })
+        .await
+    }
+
+    // ---- recreate_instances -----------------------------------------------------------
+
+    async fn recreate_instances(&self) -> StepResult {
+        let op = self.snapshot().await;
+        let (_, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let c = self.clients(&target).await?;
+        let test = op.operation_type == OperationType::TestFailover;
+        let op_id = op.id.to_string();
+        self.on(Service::Compute);
+        let tagged: BTreeMap<String, ServerId> = c
+            .compute
+            .list_servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
+            .filter_map(|s| s.metadata.get(TAG_MEMBER).cloned().map(|m| (m, s.id)))
+            .collect();
+        let flavors = c.compute.list_flavors().await?;
+        let mut members: Vec<Member> = pg.members.clone();
+        members.sort_by_key(|m| m.boot_order);
+        let total = members.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let started = op.started_at.unwrap_or(op.created_at);
+        let results: Vec<StepResult> = stream::iter(members.into_iter())
+            .map(|m| {
+                let c = c.clone();
+                let target = target.clone();
+                let tagged = &tagged;
+                let flavors = &flavors;
+                let done = &done;
+                let op = &op;
+                let pg = &pg;
+                async move {
+                    let m = &m;
+                    let outcome = self.boot_member(&c, &target, pg, m, op, tagged, flavors, test).await;
+                    match outcome {
+                        Ok(()) => {
+                            let secs = (self.p.inner.clock.now() - started).num_seconds();
+                            if !self.state().healthy.contains_key(&m.id) {
+                                self.note(RunNote::Healthy { member: m.id.clone(), seconds: secs }).await?;
+                            }
+                        }
+                        Err(StepError::Failed(reason)) => {
+                            tracing::warn!(member = %m.instance_name, reason = %reason, "member could not be recreated");
+                            self.note(RunNote::MemberFailed {
+                                member: m.id.clone(),
+                                reason,
+                            })
+                            .await?;
+                        }
+                    }
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    self.advance(StepId::RecreateInstances, n, total).await
+                }
+            })
+            .buffer_unordered(self.limit_compute())
+            .collect()
+            .await;
+        results.into_iter().collect::<StepResult>()?;
+        let failed = self.state().member_failed.clone();
+        if !failed.is_empty() {
+            let names: Vec<String> = pg
+                .members
+                .iter()
+                .filter_map(|m| failed.get(&m.id).map(|r| format!("{}: {r}", m.instance_name)))
+                .collect();
+            if failed.len() == pg.members.len() && !test {
+                return Err(StepError::Failed(format!("no member could be recreated: {}", names.join("; "))));
+            }
+            self.mark_step_failed(StepId::RecreateInstances).await?;
+            let mut o = self.op.lock().await;
+            o.error_message.get_or_insert_with(|| {
+                format!(
+                    "{} of {} members could not be recreated: {}",
+                    failed.len(),
+                    pg.members.len(),
+                    names.join("; ")
+                )
+            });
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn boot_member(
+        &self,
+        c: &SiteClients,
+        target: &SiteId,
+        pg: &ProtectionGroup,
+        m: &Member,
+        op: &crate::model::Operation,
+        tagged: &BTreeMap<String, ServerId>,
+        flavors: &[crate::ports::Flavor],
+        test: bool,
+    ) -> StepResult {
+        let known = self.state().booted.get(&m.id).cloned();
+        let server_id = match known.or_else(|| tagged.get(m.id.as_str()).cloned()) {
+            Some(id) => {
+                if !self.state().booted.contains_key(&m.id) {
+                    self.journal(JournalEvent::Created {
+                        resource: ResourceRef::Server {
+                            site_id: target.clone(),
+                            id: id.clone(),
+                        },
+                    })
+                    .await?;
+                    self.note(RunNote::Booted {
+                        member: m.id.clone(),
+                        server: id.clone(),
+                    })
+                    .await?;
+                }
+                id
+            }
+            None => {
+                let wanted = mapped_flavor(&op.parameters.mappings, m);
+                let flavor = flavors
+                    .iter()
+                    .find(|f| f.id.as_str() == wanted || f.name == wanted)
+                    .ok_or_else(|| StepError::Failed(format!("flavor {wanted} does not exist on the target site")))?;
+                let mut networks = Vec::new();
+                for n in &m.networks {
+                    let dst = mapped_network(&op.parameters.mappings, n)
+                        .ok_or_else(|| StepError::Failed(format!("no network mapping for {}", n.network_id)))?;
+                    let net = resolve_network(c, &dst).await?;
+                    networks.push(NetworkAttachment {
+                        network_id: net.id,
+                        fixed_ip: None,
+                    });
+                }
+                let managed = self.state().managed.clone();
+                let mut block_devices = Vec::new();
+                let mut ordered: Vec<&MemberVolume> = m.volumes.iter().collect();
+                ordered.sort_by_key(|v| (v.boot_index.is_none(), v.boot_index));
+                for v in ordered {
+                    let (id, _) = managed
+                        .get(&v.volume_id)
+                        .ok_or_else(|| StepError::Failed(format!("volume {} was not recovered", v.volume_id)))?;
+                    block_devices.push(BlockDevice {
+                        volume_id: id.clone(),
+                        boot_index: v.boot_index,
+                        delete_on_termination: false,
+                    });
+                }
+                let mut metadata: BTreeMap<String, String> = m
+                    .metadata
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("protector_"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                metadata.insert(TAG_OPERATION.to_owned(), op.id.to_string());
+                metadata.insert(TAG_MEMBER.to_owned(), m.id.to_string());
+                if test {
+                    metadata.insert(TAG_TEST_PG.to_owned(), pg.id.to_string());
+                }
+                let name = if test {
+                    format!("{TEST_PREFIX}-{}-{}", pg.name, m.instance_name)
+                } else {
+                    m.instance_name.clone()
+                };
+                self.note(RunNote::Booting { member: m.id.clone() }).await?;
+                self.on(Service::Compute);
+                let server = c
+                    .compute
+                    .create_server(&ServerCreate {
+                        name,
+                        flavor_id: flavor.id.clone(),
+                        block_devices,
+                        networks,
+                        key_name: m.key_name.clone(),
+                        security_groups: m.security_groups.clone(),
+                        metadata,
+                        availability_zone: None,
+                    })
+                    .await?;
+                self.journal(JournalEvent::Created {
+                    resource: ResourceRef::Server {
+                        site_id: target.clone(),
+                        id: server.id.clone(),
+                    },
+                })
+                .await?;
+                self.note(RunNote::Booted {
+                    member: m.id.clone(),
+                    server: server.id.clone(),
+                })
+                .await?;
+                server.id
+            }
+        };
+        if self.state().healthy.contains_key(&m.id) {
+            return Ok(());
+        }
+        self.on(Service::Compute);
+        c.compute
+            .wait_for_status(&server_id, ServerStatus::Active, &self.p.inner.config.server_wait)
+            .await?;
+        Ok(())
+    }
+
+    // ---- finalize (failover, failback) ------------------------------------------------
+
+    async fn failover_finalize(&self) -> StepResult {
+        let op = self.snapshot().await;
+        let (source, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let state = self.state().clone();
+        let partial = !state.member_failed.is_empty();
+        let already = match op.operation_type {
+            OperationType::Failover => {
+                matches!(pg.status, PgStatus::FailedOver | PgStatus::FailedOverPartial) && pg.current_primary_site_id == target
+            }
+            _ => pg.current_primary_site_id == target && pg.status != PgStatus::FailingBack,
+        };
+        let c = self.clients(&target).await?;
+        let mut warnings = Vec::new();
+        if !already {
+            // Put the recovered volumes into the target site's consistency group.
+            if let Some(gid) = pg.sites.get(&target).and_then(|b| b.consistency_group_id.clone()) {
+                let ids: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
+                self.on(Service::BlockStorage);
+                if let Err(e) = c.block_storage.update_group(&gid, &ids, &[]).await {
+                    warnings.push(format!("could not add the recovered volumes to consistency group {gid}: {e}"));
+                }
+            }
+            let mut new_source = None;
+            if op.operation_type == OperationType::Failback && op.parameters.reverse_replication {
+                let (driver, spec) = self.driver().await?;
+                let names: Vec<String> = state.managed.values().map(|(_, n)| n.clone()).collect();
+                self.on(Service::FlashArray);
+                match driver.reverse_replication(&spec, self.p.side_of(&pg, &target), &names).await {
+                    Ok(()) => new_source = Some(target.clone()),
+                    Err(e) => warnings.push(format!("replication direction was not reversed: {e}")),
+                }
+            }
+            let networks: BTreeMap<String, (String, String)> = {
+                let mut out = BTreeMap::new();
+                for m in &pg.members {
+                    for n in &m.networks {
+                        if let Some(dst) = mapped_network(&op.parameters.mappings, n) {
+                            if let Ok(net) = resolve_network(&c, &dst).await {
+                                out.insert(n.network_id.to_string(), (net.id.to_string(), net.name));
+                            }
+                        }
+                    }
+                }
+                out
+            };
+            let flavors = c.compute.list_flavors().await?;
+            let now = self.p.inner.clock.now();
+            let kind = op.operation_type;
+            let mappings = op.parameters.mappings.clone();
+            let replica_time = state.replicas.values().map(|r| r.created_at).max();
+            let (s2, t2) = (source.clone(), target.clone());
+            let state = state.clone();
+            self.update_pg(move |pg| {
+                let mut stale = StaleResources::default();
+                for m in &mut pg.members {
+                    stale.servers.push(m.instance_id.clone());
+                    for v in &mut m.volumes {
+                        stale.volumes.push(v.volume_id.clone());
+                        if let Some((id, name)) = state.managed.get(&v.volume_id) {
+                            v.volume_id = id.clone();
+                            v.array_volume_name = name.clone();
+                        }
+                    }
+                    if let Some(sid) = state.booted.get(&m.id) {
+                        m.instance_id = sid.clone();
+                    }
+                    m.status = if state.member_failed.contains_key(&m.id) {
+                        MemberStatus::Failed
+                    } else {
+                        MemberStatus::Protected
+                    };
+                    for n in &mut m.networks {
+                        if let Some((id, name)) = networks.get(n.network_id.as_str()) {
+                            *n = MemberNetwork {
+                                network_id: id.as_str().into(),
+                                network_name: Some(name.clone()),
+                                fixed_ip: None,
+                            };
+                        }
+                    }
+                    let wanted = mapped_flavor(&mappings, m);
+                    if let Some(f) = flavors.iter().find(|f| f.id.as_str() == wanted || f.name == wanted) {
+                        m.flavor_id = f.id.clone();
+                        m.flavor_name = Some(f.name.clone());
+                    }
+                }
+                let entry = pg.stale.entry(s2.clone()).or_default();
+                entry.servers.extend(stale.servers);
+                entry.volumes.extend(stale.volumes);
+                pg.set_mappings(s2, t2, mappings);
+                if let Some(t) = replica_time {
+                    pg.last_replication_at = Some(pg.last_replication_at.map_or(t, |old| old.max(t)));
+                }
+                if let Some(ns) = new_source {
+                    pg.replication_source_site_id = Some(ns);
+                }
+                apply_success(pg, kind, partial, now).map_err(|e| StepError::Failed(e.to_string()))?;
+                // `update_pg` bumps the version once more; `apply_success` already did.
+                pg.version -= 1;
+                Ok(())
+            })
+            .await?;
+        }
+        let result = self.result_data(&pg, &state, warnings);
+        self.set_result(result).await
+    }
+
+    fn result_data(&self, pg: &ProtectionGroup, state: &super::runner::RunState, warnings: Vec<String>) -> serde_json::Value {
+        let created: Vec<serde_json::Value> = pg
+            .members
+            .iter()
+            .filter_map(|m| {
+                let id = state.booted.get(&m.id)?;
+                (!state.member_failed.contains_key(&m.id)).then(|| json!({"name": m.instance_name, "id": id}))
+            })
+            .collect();
+        let mut out = json!({ "instances_created": created });
+        if !state.member_failed.is_empty() {
+            out["members_failed"] = pg
+                .members
+                .iter()
+                .filter_map(|m| {
+                    state
+                        .member_failed
+                        .get(&m.id)
+                        .map(|r| json!({"name": m.instance_name, "id": m.id, "reason": r}))
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if !warnings.is_empty() {
+            out["warnings"] = warnings.into();
+        }
+        out
+    }
+
+    // ---- test failover ----------------------------------------------------------------
+
+    async fn test_finalize(&self) -> StepResult {
+        let op = self.snapshot().await;
+        let (_, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let state = self.state().clone();
+        let op_id = op.id.clone();
+        let servers: Vec<ServerId> = state.booted.values().cloned().collect();
+        let volumes: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
+        self.update_pg(move |pg| {
+            pg.test_resources = Some(TestResources {
+                operation_id: Some(op_id),
+                site_id: Some(target),
+                servers,
+                volumes,
+                array_volumes: Vec::new(),
+            });
+            Ok(())
+        })
+        .await?;
+        let mut result = self.result_data(&pg, &state, Vec::new());
+        let checks: Vec<serde_json::Value> = pg
+            .members
+            .iter()
+            .map(|m| {
+                let passed = state.healthy.contains_key(&m.id) && !state.member_failed.contains_key(&m.id);
+                json!({
+                    "name": m.instance_name,
+                    "check": "ACTIVE",
+                    "passed": passed,
+                    "detail": state.member_failed.get(&m.id).cloned().unwrap_or_else(|| "server is ACTIVE".into()),
+                })
+            })
+            .collect();
+        result["health_checks"] = checks.into();
+        if state.member_failed.is_empty() {
+            result["rto_seconds"] = state.healthy.values().copied().max().unwrap_or(0).into();
+        }
+        self.set_result(result).await
+    }
+
+    /// Collects what a test cleanup removes: the group's recorded test resources and
+    /// anything on the test site tagged as this group's test resources.
+    async fn plan_cleanup(&self, pg: &ProtectionGroup) -> StepResult {
+        if self.state().cleanup.is_some() {
+            return Ok(());
+        }
+        let (_, target) = self.sites().await;
+        let c = self.clients(&target).await?;
+        let mut servers: Vec<ServerId> = Vec::new();
+        let mut volumes: Vec<VolumeId> = Vec::new();
+        if let Some(t) = &pg.test_resources {
+            servers.extend(t.servers.iter().cloned());
+            volumes.extend(t.volumes.iter().cloned());
+        }
+        let pg_id = pg.id.to_string();
+        self.on(Service::Compute);
+        for s in c.compute.list_servers().await? {
+            if s.metadata.get(TAG_TEST_PG) == Some(&pg_id) && !servers.contains(&s.id) {
+                servers.push(s.id);
+            }
+        }
+        self.on(Service::BlockStorage);
+        for v in c.block_storage.list_volumes().await? {
+            if v.metadata.get(TAG_TEST_PG) == Some(&pg_id) && !volumes.contains(&v.id) {
+                volumes.push(v.id);
+            }
+        }
+        let array_volumes = pg.test_resources.as_ref().map(|t| t.array_volumes.clone()).unwrap_or_default();
+        self.note(RunNote::CleanupPlan {
+            servers,
+            volumes,
+            array_volumes,
+        })
+        .await
+    }
+
+    async fn cleanup_instances(&self) -> StepResult {
+        let (_, target) = self.sites().await;
+        let c = self.clients(&target).await?;
+        let servers = self.state().cleanup.clone().map(|p| p.0).unwrap_or_default();
+        let total = servers.len();
+        for (i, s) in servers.iter().enumerate() {
+            self.on(Service::Compute);
+            match c.compute.delete_server(s).await {
+                Ok(()) => c.compute.wait_for_deleted(s, &self.p.inner.config.server_wait).await?,
+                Err(e) if e.kind == BackendErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.advance(StepId::DeleteInstances, i + 1, total).await?;
+        }
+        Ok(())
+    }
+
+    async fn cleanup_volumes(&self) -> StepResult {
+        let (_, target) = self.sites().await;
+        let c = self.clients(&target).await?;
+        let (_, volumes, arrays) = self.state().cleanup.clone().unwrap_or_default();
+        let total = volumes.len() + arrays.len();
+        for (i, v) in volumes.iter().enumerate() {
+            self.on(Service::BlockStorage);
+            match c.block_storage.delete_volume(v).await {
+                Ok(()) => c.block_storage.wait_for_deleted(v, &self.p.inner.config.volume_wait).await?,
+                Err(e) if e.kind == BackendErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.advance(StepId::DeleteVolumes, i + 1, total).await?;
+        }
+        if !arrays.is_empty() {
+            let (driver, _) = self.driver().await?;
+            let pg = self.pg().await?;
+            let side = self.p.side_of(&pg, &target);
+            for (i, name) in arrays.iter().enumerate() {
+                self.on(Service::FlashArray);
+                driver.destroy_volume(side, name).await?;
+                self.advance(StepId::DeleteVolumes, volumes.len() + i + 1, total).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn cleanup_finalize(&self) -> StepResult {
+        let (servers, volumes, arrays) = self.state().cleanup.clone().unwrap_or_default();
+        let pg = self.pg().await?;
+        if pg.test_resources.is_some() {
+            self.update_pg(|pg| {
+                pg.test_resources = None;
+                Ok(())
+            })
+            .await?;
+        }
+        self.set_result(json!({
+            "servers_deleted": servers.len(),
+            "volumes_deleted": volumes.len(),
+            "array_volumes_deleted": arrays.len(),
+        }))
+        .await
+    }
+
+    // ---- sync_volumes -----------------------------------------------------------------
+
+    async fn reconcile_members(&self) -> StepResult {
+        let (source, _) = self.sites().await;
+        let pg = self.pg().await?;
+        let c = self.clients(&source).await?;
+        let mut added_total = 0usize;
+        let mut removed_total = 0usize;
+        let mut new_members: BTreeMap<MemberId, Vec<MemberVolume>> = BTreeMap::new();
+        let total = pg.members.len();
+        for (i, m) in pg.members.iter().enumerate() {
+            self.on(Service::Compute);
+            let server = c.compute.get_server(&m.instance_id).await?;
+            let known: Vec<VolumeId> = m.volumes.iter().map(|v| v.volume_id.clone()).collect();
+            let added: Vec<VolumeId> = server
+                .volumes_attached
+                .iter()
+                .filter(|v| !known.contains(v))
+                .cloned()
+                .collect();
+            let removed: Vec<MemberVolume> = m
+                .volumes
+                .iter()
+                .filter(|v| !server.volumes_attached.contains(&v.volume_id))
+                .cloned()
+                .collect();
+            if added.is_empty() && removed.is_empty() {
+                self.advance(StepId::ReconcileMembers, i + 1, total).await?;
+                continue;
+            }
+            self.on(Service::BlockStorage);
+            let mut captured = self.p.capture_volumes(&c, &pg, &added).await?;
+            for v in &mut captured {
+                // Only the root volume found at add time boots the server.
+                v.bootable = false;
+                v.boot_index = None;
+            }
+            self.p.attach_member_volumes(&self.ctx, &pg, &captured, true).await?;
+            self.p.attach_member_volumes(&self.ctx, &pg, &removed, false).await?;
+            added_total += captured.len();
+            removed_total += removed.len();
+            let mut volumes: Vec<MemberVolume> = m
+                .volumes
+                .iter()
+                .filter(|v| server.volumes_attached.contains(&v.volume_id))
+                .cloned()
+                .collect();
+            volumes.extend(captured);
+            new_members.insert(m.id.clone(), volumes);
+            self.advance(StepId::ReconcileMembers, i + 1, total).await?;
+        }
+        if !new_members.is_empty() {
+            self.update_pg(move |pg| {
+                for m in &mut pg.members {
+                    if let Some(v) = new_members.remove(&m.id) {
+                        m.volumes = v;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        self.set_result(json!({"volumes_added": added_total, "volumes_removed": removed_total}))
+            .await
+    }
+
+    async fn replicate(&self) -> StepResult {
+        let (source, _) = self.sites().await;
+        let pg = self.pg().await?;
+        let (driver, spec) = self.driver().await?;
+        let side = self.p.side_of(&pg, &source);
+        self.on(Service::FlashArray);
+        driver.ensure_replication_group(&spec, side).await?;
+        let point = driver
+            .replicate_now(&spec, side, self.p.inner.config.replication_timeout)
+            .await?;
+        self.note(RunNote::ReplicaPoint { point }).await
+    }
+
+    async fn sync_finalize(&self) -> StepResult {
+        let point = self.state().point.clone();
+        let at = point.as_ref().map(|p| p.completed_at.unwrap_or(p.created_at));
+        self.update_pg(move |pg| {
+            if let Some(t) = at {
+                pg.last_replication_at = Some(t);
+            }
+            Ok(())
+        })
+        .await?;
+        let mut result = self.snapshot().await.result_data;
+        if let Some(p) = point {
+            result["replicated_snapshot"] = p.name.into();
+            result["replicated_at"] = p.created_at.to_rfc3339().into();
+        }
+        self.set_result(result).await
+    }
+}
