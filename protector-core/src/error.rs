@@ -350,6 +350,96 @@ impl From<Refusal> for Error {
     }
 }
 
+/// A `policy.yaml` that cannot be used: every variant names the file, and where one
+/// rule is at fault, the rule and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML (or has a duplicate rule name).
+    #[error("policy file {file} is not valid YAML: {reason}")]
+    Yaml {
+        /// The file.
+        file: String,
+        /// What the YAML parser reported, with line and column.
+        reason: String,
+    },
+    /// The document is YAML but not a map of rule name to rule string.
+    #[error("policy file {file} must be a map of rule name to rule string, not {found}")]
+    NotAMap {
+        /// The file.
+        file: String,
+        /// What the document is instead ("a list", "a string", …).
+        found: &'static str,
+    },
+    /// A rule name that is not a string.
+    #[error("policy file {file}: rule name {name} is not a string")]
+    NonStringName {
+        /// The file.
+        file: String,
+        /// The name as YAML rendered it.
+        name: String,
+    },
+    /// A rule whose value is not a string.
+    #[error("policy file {file}: rule {rule} must be a string, not {found}")]
+    NonStringRule {
+        /// The file.
+        file: String,
+        /// The rule.
+        rule: String,
+        /// What the value is instead ("a number", "a list", …).
+        found: &'static str,
+    },
+    /// A rule string that does not parse.
+    #[error("policy file {file}: rule {rule}: {problem}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// The rule.
+        rule: String,
+        /// What is wrong with it.
+        problem: crate::policy::RuleSyntaxError,
+    },
+    /// `rule:<missing>` where no rule `<missing>` is defined.
+    #[error("policy file {file}: rule {rule} references undefined rule {missing}")]
+    UnknownRule {
+        /// The file.
+        file: String,
+        /// The rule that holds the reference.
+        rule: String,
+        /// The name it references.
+        missing: String,
+    },
+    /// Rules that reference each other in a loop.
+    #[error("policy file {file}: rule {rule} is part of a reference cycle: {}", .cycle.join(" -> "))]
+    Cycle {
+        /// The file.
+        file: String,
+        /// A rule of the file on the cycle.
+        rule: String,
+        /// The cycle, first rule repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// A chain of `rule:` references longer than the engine follows.
+    #[error("policy file {file}: rule {rule} starts a chain of more than {limit} rule references")]
+    TooDeep {
+        /// The file.
+        file: String,
+        /// The rule at the start of the chain.
+        rule: String,
+        /// The longest chain allowed.
+        limit: usize,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,3 +46,6 @@ pub mod ports;
 pub mod progress;
 pub mod state;
 pub mod store;
+
+/// The `secrecy` crate, whose `SecretString` carries passwords and tokens.
+pub use secrecy;

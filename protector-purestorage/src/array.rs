@@ -286,10 +286,19 @@ pub trait FlashArray: Send + Sync {
     /// Volumes matching the query (every page).
     async fn list_volumes(&self, query: &VolumeQuery) -> Result<Vec<ArrayVolume>, BackendError>;
     /// Creates an empty volume.
-    async fn create_volume(&self, name: &str, provisioned: u64) -> Result<ArrayVolume, BackendError>;
+    async fn create_volume(
+        &self,
+        name: &str,
+        provisioned: u64,
+    ) -> Result<ArrayVolume, BackendError>;
     /// Copies a snapshot or volume into `name`; without `overwrite` an existing `name`
     /// is an "already exists" error.
-    async fn copy_volume(&self, name: &str, source: &str, overwrite: bool) -> Result<ArrayVolume, BackendError>;
+    async fn copy_volume(
+        &self,
+        name: &str,
+        source: &str,
+        overwrite: bool,
+    ) -> Result<ArrayVolume, BackendError>;
     /// Renames a volume.
     async fn rename_volume(&self, name: &str, new_name: &str) -> Result<ArrayVolume, BackendError>;
     /// Soft-deletes a volume.
@@ -298,41 +307,88 @@ pub trait FlashArray: Send + Sync {
     async fn eradicate_volume(&self, name: &str) -> Result<(), BackendError>;
 
     /// Volume snapshots matching the query (every page).
-    async fn list_volume_snapshots(&self, query: &VolumeSnapshotQuery) -> Result<Vec<VolumeSnapshot>, BackendError>;
+    async fn list_volume_snapshots(
+        &self,
+        query: &VolumeSnapshotQuery,
+    ) -> Result<Vec<VolumeSnapshot>, BackendError>;
 
     /// Protection groups by name (all when empty).
-    async fn list_protection_groups(&self, names: &[String]) -> Result<Vec<ArrayProtectionGroup>, BackendError>;
+    async fn list_protection_groups(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<ArrayProtectionGroup>, BackendError>;
     /// Creates a protection group.
-    async fn create_protection_group(&self, name: &str) -> Result<ArrayProtectionGroup, BackendError>;
+    async fn create_protection_group(
+        &self,
+        name: &str,
+    ) -> Result<ArrayProtectionGroup, BackendError>;
     /// Soft-deletes a protection group.
     async fn destroy_protection_group(&self, name: &str) -> Result<(), BackendError>;
     /// Eradicates a destroyed protection group.
     async fn eradicate_protection_group(&self, name: &str) -> Result<(), BackendError>;
     /// Member volume names of a protection group.
-    async fn list_protection_group_volumes(&self, group: &str) -> Result<Vec<String>, BackendError>;
+    async fn list_protection_group_volumes(&self, group: &str)
+        -> Result<Vec<String>, BackendError>;
     /// Adds volumes to a protection group.
-    async fn add_protection_group_volumes(&self, group: &str, volumes: &[String]) -> Result<(), BackendError>;
+    async fn add_protection_group_volumes(
+        &self,
+        group: &str,
+        volumes: &[String],
+    ) -> Result<(), BackendError>;
     /// Removes volumes from a protection group.
-    async fn remove_protection_group_volumes(&self, group: &str, volumes: &[String]) -> Result<(), BackendError>;
+    async fn remove_protection_group_volumes(
+        &self,
+        group: &str,
+        volumes: &[String],
+    ) -> Result<(), BackendError>;
     /// Targets of a protection group.
-    async fn list_protection_group_targets(&self, group: &str) -> Result<Vec<ProtectionGroupTarget>, BackendError>;
+    async fn list_protection_group_targets(
+        &self,
+        group: &str,
+    ) -> Result<Vec<ProtectionGroupTarget>, BackendError>;
     /// Adds target arrays to a protection group (on the source).
-    async fn add_protection_group_targets(&self, group: &str, arrays: &[String]) -> Result<(), BackendError>;
+    async fn add_protection_group_targets(
+        &self,
+        group: &str,
+        arrays: &[String],
+    ) -> Result<(), BackendError>;
     /// Removes target arrays.
-    async fn remove_protection_group_targets(&self, group: &str, arrays: &[String]) -> Result<(), BackendError>;
+    async fn remove_protection_group_targets(
+        &self,
+        group: &str,
+        arrays: &[String],
+    ) -> Result<(), BackendError>;
     /// Allows a replicated-in group (`<source>:<pg>`) on this (target) array.
     async fn allow_protection_group(&self, group: &str) -> Result<(), BackendError>;
     /// Sets the replication schedule.
-    async fn set_replication_schedule(&self, group: &str, schedule: &ReplicationSchedule) -> Result<(), BackendError>;
+    async fn set_replication_schedule(
+        &self,
+        group: &str,
+        schedule: &ReplicationSchedule,
+    ) -> Result<(), BackendError>;
     /// Sets the target retention.
-    async fn set_target_retention(&self, group: &str, retention: &TargetRetention) -> Result<(), BackendError>;
+    async fn set_target_retention(
+        &self,
+        group: &str,
+        retention: &TargetRetention,
+    ) -> Result<(), BackendError>;
 
     /// Takes a protection-group snapshot.
-    async fn create_pg_snapshot(&self, group: &str, options: &PgSnapshotOptions) -> Result<PgSnapshot, BackendError>;
+    async fn create_pg_snapshot(
+        &self,
+        group: &str,
+        options: &PgSnapshotOptions,
+    ) -> Result<PgSnapshot, BackendError>;
     /// Protection-group snapshots matching the query.
-    async fn list_pg_snapshots(&self, query: &PgSnapshotQuery) -> Result<Vec<PgSnapshot>, BackendError>;
+    async fn list_pg_snapshots(
+        &self,
+        query: &PgSnapshotQuery,
+    ) -> Result<Vec<PgSnapshot>, BackendError>;
     /// Transfer progress of protection-group snapshots matching the query.
-    async fn list_pg_snapshot_transfers(&self, query: &PgSnapshotQuery) -> Result<Vec<PgSnapshotTransfer>, BackendError>;
+    async fn list_pg_snapshot_transfers(
+        &self,
+        query: &PgSnapshotQuery,
+    ) -> Result<Vec<PgSnapshotTransfer>, BackendError>;
     /// Soft-deletes a protection-group snapshot.
     async fn destroy_pg_snapshot(&self, name: &str) -> Result<(), BackendError>;
     /// Eradicates a destroyed protection-group snapshot.
@@ -345,16 +401,26 @@ pub trait FlashArray: Send + Sync {
     /// Stretches a pod to another array.
     async fn stretch_pod(&self, pod: &str, array: &str) -> Result<(), BackendError>;
     /// Removes an array from a pod (`with_unknown` when the peer is offline).
-    async fn unstretch_pod(&self, pod: &str, array: &str, with_unknown: bool) -> Result<(), BackendError>;
+    async fn unstretch_pod(
+        &self,
+        pod: &str,
+        array: &str,
+        with_unknown: bool,
+    ) -> Result<(), BackendError>;
     /// Requests promotion or demotion.
-    async fn set_pod_promotion(&self, pod: &str, state: PromotionState) -> Result<Pod, BackendError>;
+    async fn set_pod_promotion(
+        &self,
+        pod: &str,
+        state: PromotionState,
+    ) -> Result<Pod, BackendError>;
     /// Soft-deletes a pod (must be empty).
     async fn destroy_pod(&self, pod: &str) -> Result<(), BackendError>;
     /// Eradicates a destroyed pod.
     async fn eradicate_pod(&self, pod: &str) -> Result<(), BackendError>;
     /// Moves a volume into a pod (`pod = Some`) or out of it (`None`); returns it with its
     /// new name.
-    async fn move_volume(&self, name: &str, pod: Option<&str>) -> Result<ArrayVolume, BackendError>;
+    async fn move_volume(&self, name: &str, pod: Option<&str>)
+        -> Result<ArrayVolume, BackendError>;
 
     /// Connections to peer arrays.
     async fn list_array_connections(&self) -> Result<Vec<ArrayConnection>, BackendError>;

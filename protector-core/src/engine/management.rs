@@ -827,6 +827,7 @@ impl Protector {
         if !self.peer_reachable().await {
             return Err(Refusal::ModifyRemoteUnreachable.into());
         }
+        self.fence_stale_servers(ctx, &pg).await?;
         let remote = self.inner.peer.metadata.get_protection_group(&pg.id).await?;
         // The pushed copy must be newer than anything the peer holds.
         let floor = remote.map_or(0, |r| r.version);
@@ -862,6 +863,32 @@ impl Protector {
             })
             .await?;
         self.sync_status(ctx, pg_ref).await
+    }
+
+    /// Stops servers an unplanned failover left behind on a site that has come back, so
+    /// the old copies never run beside the recovered ones.
+    async fn fence_stale_servers(&self, ctx: &RequestContext, pg: &ProtectionGroup) -> Result<(), Error> {
+        for (site, stale) in &pg.stale {
+            if site == &pg.current_primary_site_id || stale.servers.is_empty() {
+                continue;
+            }
+            let clients = self.clients(site, ctx).await?;
+            for id in &stale.servers {
+                match clients.compute.get_server(id).await {
+                    Ok(s) if s.status == crate::ports::ServerStatus::Active => {
+                        clients.compute.stop_server(id).await?;
+                        clients
+                            .compute
+                            .wait_for_status(id, crate::ports::ServerStatus::Shutoff, &self.inner.config.server_wait)
+                            .await?;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether an operation of the group is unfinished on the local site.

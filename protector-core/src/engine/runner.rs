@@ -296,7 +296,10 @@ impl Run {
         Ok(())
     }
 
-    pub(crate) async fn mark_step_failed(&self, step: StepId) -> StepResult {
+    /// Records `step` as failed (journal and record) without stopping the operation:
+    /// for members that could not be recreated.
+    pub(crate) async fn mark_step_failed(&self, step: StepId, error: String) -> StepResult {
+        self.journal(JournalEvent::StepFailed { step, error }).await?;
         let mut op = self.op.lock().await;
         if !op.steps_failed.contains(&step) {
             op.steps_failed.push(step);

@@ -217,6 +217,14 @@ impl Run {
             }
         }
         self.on(Service::BlockStorage);
+        // Volumes in a consistency group cannot be deleted: take them out first.
+        if let Some(gid) = pg.sites.get(target).and_then(|b| b.consistency_group_id.clone()) {
+            match c.block_storage.update_group(&gid, &[], &stale.volumes).await {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind, BackendErrorKind::NotFound | BackendErrorKind::Invalid) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         for v in &stale.volumes {
             match c.block_storage.delete_volume(v).await {
                 Ok(()) => c.block_storage.wait_for_deleted(v, &wait.volume_wait).await?,
@@ -471,7 +479,7 @@ impl Run {
         let total = members.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let started = op.started_at.unwrap_or(op.created_at);
-        let results: Vec<StepResult> = stream::iter(members.into_iter())
+        let results: Vec<StepResult> = stream::iter(members)
             .map(|m| {
                 let c = c.clone();
                 let target = target.clone();
@@ -517,16 +525,15 @@ impl Run {
             if failed.len() == pg.members.len() && !test {
                 return Err(StepError::Failed(format!("no member could be recreated: {}", names.join("; "))));
             }
-            self.mark_step_failed(StepId::RecreateInstances).await?;
+            let summary = format!(
+                "{} of {} members could not be recreated: {}",
+                failed.len(),
+                pg.members.len(),
+                names.join("; ")
+            );
+            self.mark_step_failed(StepId::RecreateInstances, summary.clone()).await?;
             let mut o = self.op.lock().await;
-            o.error_message.get_or_insert_with(|| {
-                format!(
-                    "{} of {} members could not be recreated: {}",
-                    failed.len(),
-                    pg.members.len(),
-                    names.join("; ")
-                )
-            });
+            o.error_message.get_or_insert(summary);
         }
         Ok(())
     }

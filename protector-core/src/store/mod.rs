@@ -71,9 +71,9 @@ pub trait MetadataStore: Send + Sync {
 }
 
 pub mod memory;
-// pub use memory::MemoryStore;
+pub use memory::MemoryStore;
 pub mod sqlite;
-// pub use sqlite::SqliteStore;
+pub use sqlite::SqliteStore;
 
 #[cfg(test)]
 mod contract;

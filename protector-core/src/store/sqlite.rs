@@ -1,1 +1,1388 @@
 //! SQLite store.
+//!
+//! [`SqliteStore`] is the embedded default: one SQLite file per site holding the
+//! `dr_operations` table, the operation journals and the site's metadata (sites,
+//! protection groups, replication policies, sync state).
+//!
+//! # Expected flow
+//! [`SqliteStore::open`] opens (or creates) the file, refuses files it cannot trust,
+//! brings the schema up to date and returns a handle; every trait method then runs
+//! one short statement or transaction on the shared connection.
+//!
+//! # Guarantees
+//! - Crash safety: the file runs in WAL mode with `synchronous=NORMAL`; a committed
+//!   write survives a process that dies without closing the store (a power loss may
+//!   drop the last commits, never corrupt the file).
+//! - Versioned schema: `PRAGMA user_version` holds the schema version and
+//!   `PRAGMA application_id` marks the file as a protector store. Missing migrations
+//!   are applied in order in one `IMMEDIATE` transaction, so a store is either at the
+//!   old version or the new one.
+//! - Refusals, never repairs: a file written by a newer protector is
+//!   [`StoreError::NewerSchema`] and is left untouched; a file that is not a SQLite
+//!   database, is damaged (for instance truncated), or is another application's
+//!   database is [`StoreError::Corrupt`]. A missing or empty file becomes a new store.
+//! - Secrets persist: site credentials and policy API tokens are kept in their own
+//!   columns (the serialised documents never contain them) and are restored on read.
+//! - Same semantics as [`super::MemoryStore`]: both pass the shared contract suite.
+//!
+//! # Caveats
+//! - Calls are synchronous inside the async methods, behind one mutex: statements
+//!   take microseconds, and running them inline keeps simulated runs deterministic.
+//!   The store is not meant for a multi-host deployment (use a database server
+//!   behind the same traits).
+//! - Timestamps are stored as fixed-width RFC 3339 text with nanoseconds, which sorts
+//!   chronologically for years 0000–9999.
+//! - Opening runs `PRAGMA quick_check`, which reads the whole file once.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Value;
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension,
+    TransactionBehavior,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{MetadataStore, OperationStore};
+use crate::error::StoreError;
+use crate::ids::{OperationId, ProjectId, ProtectionGroupId, SiteId};
+use crate::model::{
+    FailoverType, JournalEntry, JournalEvent, Operation, OperationFilter, OperationStatus,
+    OperationType, PgRef, ProtectionGroup, ReplicationPolicy, Site, SiteCredentials, SyncState,
+};
+use crate::progress::{Phase, StepId};
+
+/// `PRAGMA application_id` of a protector store ("PROT").
+const APPLICATION_ID: i64 = 0x5052_4f54;
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema migrations; entry `i` brings the store from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    CREATE TABLE sites (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        document TEXT NOT NULL,
+        username TEXT,
+        password TEXT,
+        project_name TEXT,
+        project_id TEXT,
+        user_domain_name TEXT,
+        project_domain_name TEXT,
+        application_credential_id TEXT,
+        application_credential_secret TEXT
+    ) STRICT;
+    CREATE INDEX sites_by_name ON sites (name, id);
+
+    CREATE TABLE protection_groups (
+        id TEXT PRIMARY KEY NOT NULL,
+        project_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        document TEXT NOT NULL,
+        UNIQUE (project_id, name)
+    ) STRICT;
+    CREATE INDEX protection_groups_by_name ON protection_groups (name, project_id, id);
+
+    CREATE TABLE replication_policies (
+        protection_group_id TEXT PRIMARY KEY NOT NULL
+            REFERENCES protection_groups (id) ON DELETE CASCADE,
+        document TEXT NOT NULL,
+        primary_fa_api_token TEXT NOT NULL,
+        secondary_fa_api_token TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE sync_state (
+        protection_group_id TEXT PRIMARY KEY NOT NULL
+            REFERENCES protection_groups (id) ON DELETE CASCADE,
+        document TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE dr_operations (
+        id TEXT PRIMARY KEY NOT NULL,
+        protection_group_id TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        operation_type TEXT NOT NULL,
+        failover_type TEXT,
+        status TEXT NOT NULL,
+        progress INTEGER NOT NULL,
+        phase TEXT,
+        current_step TEXT,
+        source_site_id TEXT NOT NULL,
+        target_site_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        updated_at TEXT,
+        error_message TEXT,
+        steps_completed TEXT NOT NULL,
+        steps_failed TEXT NOT NULL,
+        result_data TEXT NOT NULL,
+        parameters TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX dr_operations_newest ON dr_operations (created_at DESC, id);
+    CREATE INDEX dr_operations_by_project ON dr_operations (project_id, created_at DESC, id);
+    CREATE INDEX dr_operations_by_group
+        ON dr_operations (protection_group_id, created_at DESC, id);
+    CREATE INDEX dr_operations_by_status ON dr_operations (status, created_at DESC, id);
+
+    CREATE TABLE operation_journal (
+        operation_id TEXT NOT NULL REFERENCES dr_operations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (operation_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    ",
+];
+
+/// The schema version this build writes and understands.
+fn supported_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+const OPERATION_COLUMNS: &str = "id, protection_group_id, project_id, operation_type, \
+    failover_type, status, progress, phase, current_step, source_site_id, target_site_id, \
+    created_at, started_at, completed_at, updated_at, error_message, steps_completed, \
+    steps_failed, result_data, parameters";
+
+/// Operation and metadata store in one SQLite file.
+///
+/// Clones share one connection.
+///
+/// ```
+/// use protector_core::store::{OperationStore, SqliteStore};
+/// use protector_core::model::OperationFilter;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("site-a.db")).unwrap();
+/// let ops = futures::executor::block_on(store.list_operations(&OperationFilter::default()));
+/// assert!(ops.unwrap().is_empty());
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    /// The file as given, for error messages.
+    path: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a database error to a [`StoreError`]: damage becomes `Corrupt` naming the file.
+fn db_error(path: &str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        _ => StoreError::Database(Box::new(e)),
+    }
+}
+
+/// `AlreadyExists` for a uniqueness or primary-key violation, otherwise [`db_error`].
+fn insert_error(path: &str, e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::AlreadyExists { what: what() }
+        }
+        _ => db_error(path, e),
+    }
+}
+
+trait ResultExt<T> {
+    fn db(self, path: &str) -> Result<T, StoreError>;
+}
+
+impl<T> ResultExt<T> for rusqlite::Result<T> {
+    fn db(self, path: &str) -> Result<T, StoreError> {
+        self.map_err(|e| db_error(path, e))
+    }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn corrupt(path: &str, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn parse_ts(path: &str, what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(path, format!("{what}: bad timestamp '{s}': {e}")))
+}
+
+fn parse_opt_ts(
+    path: &str,
+    what: &str,
+    s: Option<String>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| parse_ts(path, what, &s)).transpose()
+}
+
+fn parse_enum<T: FromStr<Err = String>>(path: &str, what: &str, s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|e| corrupt(path, format!("{what}: {e}")))
+}
+
+fn to_json<T: Serialize + ?Sized>(
+    what: impl FnOnce() -> String,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Codec {
+        what: what(),
+        source,
+    })
+}
+
+fn from_json<T: DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Codec {
+        what: what(),
+        source,
+    })
+}
+
+fn secret(s: Option<String>) -> Option<SecretString> {
+    s.map(SecretString::from)
+}
+
+/// A `dr_operations` row as stored, before decoding.
+struct OperationRow {
+    id: String,
+    protection_group_id: String,
+    project_id: String,
+    operation_type: String,
+    failover_type: Option<String>,
+    status: String,
+    progress: i64,
+    phase: Option<String>,
+    current_step: Option<String>,
+    source_site_id: String,
+    target_site_id: String,
+    created_at: String,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+    updated_at: Option<String>,
+    error_message: Option<String>,
+    steps_completed: String,
+    steps_failed: String,
+    result_data: String,
+    parameters: String,
+}
+
+impl OperationRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            protection_group_id: row.get(1)?,
+            project_id: row.get(2)?,
+            operation_type: row.get(3)?,
+            failover_type: row.get(4)?,
+            status: row.get(5)?,
+            progress: row.get(6)?,
+            phase: row.get(7)?,
+            current_step: row.get(8)?,
+            source_site_id: row.get(9)?,
+            target_site_id: row.get(10)?,
+            created_at: row.get(11)?,
+            started_at: row.get(12)?,
+            completed_at: row.get(13)?,
+            updated_at: row.get(14)?,
+            error_message: row.get(15)?,
+            steps_completed: row.get(16)?,
+            steps_failed: row.get(17)?,
+            result_data: row.get(18)?,
+            parameters: row.get(19)?,
+        })
+    }
+
+    fn decode(self, path: &str) -> Result<Operation, StoreError> {
+        let what = format!("dr_operations row {}", self.id);
+        let column = |c: &str| format!("{what} column {c}");
+        let progress = u8::try_from(self.progress).map_err(|_| {
+            corrupt(
+                path,
+                format!("{what}: progress {} out of range", self.progress),
+            )
+        })?;
+        Ok(Operation {
+            operation_type: parse_enum::<OperationType>(path, &what, &self.operation_type)?,
+            failover_type: self
+                .failover_type
+                .map(|s| parse_enum::<FailoverType>(path, &what, &s))
+                .transpose()?,
+            status: parse_enum::<OperationStatus>(path, &what, &self.status)?,
+            progress,
+            phase: self
+                .phase
+                .map(|s| parse_enum::<Phase>(path, &what, &s))
+                .transpose()?,
+            current_step: self
+                .current_step
+                .map(|s| parse_enum::<StepId>(path, &what, &s))
+                .transpose()?,
+            created_at: parse_ts(path, &what, &self.created_at)?,
+            started_at: parse_opt_ts(path, &what, self.started_at)?,
+            completed_at: parse_opt_ts(path, &what, self.completed_at)?,
+            updated_at: parse_opt_ts(path, &what, self.updated_at)?,
+            error_message: self.error_message,
+            steps_completed: from_json(|| column("steps_completed"), &self.steps_completed)?,
+            steps_failed: from_json(|| column("steps_failed"), &self.steps_failed)?,
+            result_data: from_json(|| column("result_data"), &self.result_data)?,
+            parameters: from_json(|| column("parameters"), &self.parameters)?,
+            id: OperationId::new(self.id),
+            protection_group_id: ProtectionGroupId::new(self.protection_group_id),
+            project_id: ProjectId::new(self.project_id),
+            source_site_id: SiteId::new(self.source_site_id),
+            target_site_id: SiteId::new(self.target_site_id),
+        })
+    }
+}
+
+/// The column values of an operation, in [`OPERATION_COLUMNS`] order.
+fn operation_values(op: &Operation) -> Result<Vec<Value>, StoreError> {
+    let what = |c: &str| format!("operation {} {c}", op.id);
+    let text = |s: &str| Value::Text(s.to_owned());
+    let opt_text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Text(s.to_owned()));
+    let opt_ts = |t: &Option<DateTime<Utc>>| t.as_ref().map_or(Value::Null, |t| Value::Text(ts(t)));
+    Ok(vec![
+        text(op.id.as_str()),
+        text(op.protection_group_id.as_str()),
+        text(op.project_id.as_str()),
+        text(op.operation_type.as_str()),
+        opt_text(op.failover_type.map(FailoverType::as_str)),
+        text(op.status.as_str()),
+        Value::Integer(i64::from(op.progress)),
+        opt_text(op.phase.map(Phase::as_str)),
+        opt_text(op.current_step.map(StepId::as_str)),
+        text(op.source_site_id.as_str()),
+        text(op.target_site_id.as_str()),
+        Value::Text(ts(&op.created_at)),
+        opt_ts(&op.started_at),
+        opt_ts(&op.completed_at),
+        opt_ts(&op.updated_at),
+        opt_text(op.error_message.as_deref()),
+        Value::Text(to_json(|| what("steps_completed"), &op.steps_completed)?),
+        Value::Text(to_json(|| what("steps_failed"), &op.steps_failed)?),
+        Value::Text(to_json(|| what("result_data"), &op.result_data)?),
+        Value::Text(to_json(|| what("parameters"), &op.parameters)?),
+    ])
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating it if the file is missing or empty, and
+    /// applies any missing schema migrations.
+    ///
+    /// # Errors
+    /// - [`StoreError::NewerSchema`] if the file was written by a newer protector (the
+    ///   file is not modified);
+    /// - [`StoreError::Corrupt`] if the file is not a SQLite database, is damaged, or
+    ///   belongs to another application;
+    /// - [`StoreError::Database`] if SQLite fails otherwise (permissions, locks, I/O).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        // No URI interpretation: the path is a file name, whatever it looks like.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).db(&shown)?;
+        Self::init(conn, shown, true)
+    }
+
+    /// A private store in memory (nothing is written to disk), with the same schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if SQLite cannot allocate the database.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let shown = ":memory:".to_owned();
+        let conn = Connection::open_in_memory().db(&shown)?;
+        Self::init(conn, shown, false)
+    }
+
+    /// The file this store was opened from (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    fn init(mut conn: Connection, path: String, on_disk: bool) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT).db(&path)?;
+        // Read-only checks first: a file we refuse must be left exactly as it was.
+        check_identity(&conn, &path)?;
+        if on_disk {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+                .db(&path)?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .db(&path)?;
+        conn.pragma_update(None, "foreign_keys", "ON").db(&path)?;
+        migrate(&mut conn, &path, MIGRATIONS)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path,
+            }),
+        })
+    }
+
+    /// Runs `f` on the connection. Never held across an `.await`: the trait methods
+    /// call this synchronously.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection, &str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A panic inside `f` drops any open transaction (rolled back), so the
+        // connection is consistent even if the lock was poisoned.
+        let mut conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn, &self.inner.path)
+    }
+}
+
+/// Refuses files that are not protector stores or are newer or damaged, without
+/// writing anything.
+fn check_identity(conn: &Connection, path: &str) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .db(path)?;
+    let application_id: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .db(path)?;
+    if version == 0 {
+        let objects: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .db(path)?;
+        if objects > 0 {
+            return Err(corrupt(
+                path,
+                "the database has tables but no protector schema version".to_owned(),
+            ));
+        }
+    } else if application_id != APPLICATION_ID {
+        return Err(corrupt(
+            path,
+            format!("application id {application_id:#x} is not protector's"),
+        ));
+    }
+    let supported = supported_version();
+    if version > supported {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+            supported,
+        });
+    }
+    if version < 0 {
+        return Err(corrupt(path, format!("negative schema version {version}")));
+    }
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .db(path)?;
+    if verdict != "ok" {
+        return Err(corrupt(path, verdict));
+    }
+    Ok(())
+}
+
+/// Applies the missing `migrations` (normally [`MIGRATIONS`]) in one transaction.
+fn migrate(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db(path)?;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let current: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .db(path)?;
+    let supported = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    if current > supported {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: current,
+            supported,
+        });
+    }
+    if current == supported {
+        return Ok(());
+    }
+    for (index, sql) in migrations.iter().enumerate() {
+        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        if version <= current {
+            continue;
+        }
+        tx.execute_batch(sql).db(path)?;
+        tx.pragma_update(None, "user_version", version).db(path)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .db(path)?;
+    tx.commit().db(path)
+}
+
+fn operation_key(id: &str) -> String {
+    format!("operation {id}")
+}
+
+fn group_key(id: &ProtectionGroupId) -> String {
+    format!("protection group {id}")
+}
+
+fn group_exists(conn: &Connection, path: &str, id: &ProtectionGroupId) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM protection_groups WHERE id = ?1")
+        .and_then(|mut st| st.exists([id.as_str()]))
+        .db(path)
+}
+
+fn read_site(path: &str, row: SiteRow) -> Result<Site, StoreError> {
+    let mut site: Site = from_json(|| format!("site {}", row.id), &row.document)?;
+    site.credentials = SiteCredentials {
+        username: row.username,
+        password: secret(row.password),
+        project_name: row.project_name,
+        project_id: row.project_id,
+        user_domain_name: row.user_domain_name,
+        project_domain_name: row.project_domain_name,
+        application_credential_id: row.application_credential_id,
+        application_credential_secret: secret(row.application_credential_secret),
+    };
+    if site.id.as_str() != row.id {
+        return Err(corrupt(
+            path,
+            format!("sites row {} holds site {}", row.id, site.id),
+        ));
+    }
+    Ok(site)
+}
+
+/// A `sites` row as stored. Secret columns are moved straight into `SecretString`s.
+struct SiteRow {
+    id: String,
+    document: String,
+    username: Option<String>,
+    password: Option<String>,
+    project_name: Option<String>,
+    project_id: Option<String>,
+    user_domain_name: Option<String>,
+    project_domain_name: Option<String>,
+    application_credential_id: Option<String>,
+    application_credential_secret: Option<String>,
+}
+
+const SITE_COLUMNS: &str = "id, document, username, password, project_name, project_id, \
+    user_domain_name, project_domain_name, application_credential_id, \
+    application_credential_secret";
+
+impl SiteRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            document: row.get(1)?,
+            username: row.get(2)?,
+            password: row.get(3)?,
+            project_name: row.get(4)?,
+            project_id: row.get(5)?,
+            user_domain_name: row.get(6)?,
+            project_domain_name: row.get(7)?,
+            application_credential_id: row.get(8)?,
+            application_credential_secret: row.get(9)?,
+        })
+    }
+}
+
+fn read_group(id: &str, document: &str) -> Result<ProtectionGroup, StoreError> {
+    from_json(|| format!("protection group {id}"), document)
+}
+
+#[async_trait]
+impl OperationStore for SqliteStore {
+    async fn insert_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        let values = operation_values(op)?;
+        self.with_conn(|conn, path| {
+            let sql = format!(
+                "INSERT INTO dr_operations ({OPERATION_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params_from_iter(values)))
+                .map_err(|e| insert_error(path, e, || operation_key(op.id.as_str())))?;
+            Ok(())
+        })
+    }
+
+    async fn update_operation(&self, op: &Operation) -> Result<(), StoreError> {
+        let values = operation_values(op)?;
+        self.with_conn(|conn, path| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE dr_operations SET protection_group_id = ?2, project_id = ?3, \
+                     operation_type = ?4, failover_type = ?5, status = ?6, progress = ?7, \
+                     phase = ?8, current_step = ?9, source_site_id = ?10, target_site_id = ?11, \
+                     created_at = ?12, started_at = ?13, completed_at = ?14, updated_at = ?15, \
+                     error_message = ?16, steps_completed = ?17, steps_failed = ?18, \
+                     result_data = ?19, parameters = ?20 WHERE id = ?1",
+                )
+                .and_then(|mut st| st.execute(params_from_iter(values)))
+                .db(path)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: operation_key(op.id.as_str()),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    async fn get_operation(&self, id: &OperationId) -> Result<Option<Operation>, StoreError> {
+        self.with_conn(|conn, path| {
+            let sql = format!("SELECT {OPERATION_COLUMNS} FROM dr_operations WHERE id = ?1");
+            let row = conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.query_row([id.as_str()], OperationRow::read).optional())
+                .db(path)?;
+            row.map(|r| r.decode(path)).transpose()
+        })
+    }
+
+    async fn list_operations(
+        &self,
+        filter: &OperationFilter,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let mut sql = format!("SELECT {OPERATION_COLUMNS} FROM dr_operations WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(project) = &filter.project_id {
+            args.push(Value::Text(project.as_str().to_owned()));
+            sql.push_str(&format!(" AND project_id = ?{}", args.len()));
+        }
+        match &filter.protection_group {
+            Some(PgRef::Id(id)) => {
+                args.push(Value::Text(id.as_str().to_owned()));
+                sql.push_str(&format!(" AND protection_group_id = ?{}", args.len()));
+            }
+            Some(PgRef::Name(name)) => {
+                args.push(Value::Text(name.clone()));
+                sql.push_str(&format!(
+                    " AND protection_group_id IN (SELECT id FROM protection_groups WHERE name = ?{})",
+                    args.len()
+                ));
+            }
+            None => {}
+        }
+        if let Some(status) = filter.status {
+            args.push(Value::Text(status.as_str().to_owned()));
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if let Some(kind) = filter.operation_type {
+            args.push(Value::Text(kind.as_str().to_owned()));
+            sql.push_str(&format!(" AND operation_type = ?{}", args.len()));
+        }
+        // Newest first; the id breaks ties so the order never depends on insertion.
+        sql.push_str(" ORDER BY created_at DESC, id ASC");
+        if let Some(limit) = filter.limit {
+            args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
+        self.with_conn(|conn, path| {
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(args), OperationRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .db(path)?;
+            rows.into_iter().map(|r| r.decode(path)).collect()
+        })
+    }
+
+    async fn append_journal(
+        &self,
+        id: &OperationId,
+        at: DateTime<Utc>,
+        event: JournalEvent,
+    ) -> Result<JournalEntry, StoreError> {
+        let document = to_json(
+            || format!("journal event of {}", operation_key(id.as_str())),
+            &event,
+        )?;
+        self.with_conn(|conn, path| {
+            // IMMEDIATE: the next sequence number is read and used under the write lock,
+            // so concurrent writers (even in other processes) never collide.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db(path)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM dr_operations WHERE id = ?1")
+                .and_then(|mut st| st.exists([id.as_str()]))
+                .db(path)?;
+            if !exists {
+                return Err(StoreError::NotFound {
+                    what: operation_key(id.as_str()),
+                });
+            }
+            let next: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM operation_journal WHERE operation_id = ?1",
+                )
+                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)))
+                .db(path)?;
+            tx.prepare_cached(
+                "INSERT INTO operation_journal (operation_id, seq, at, event) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![id.as_str(), next, ts(&at), document]))
+            .db(path)?;
+            tx.commit().db(path)?;
+            let seq = u64::try_from(next)
+                .map_err(|_| corrupt(path, format!("journal of {id}: negative sequence {next}")))?;
+            Ok(JournalEntry {
+                operation_id: id.clone(),
+                seq,
+                at,
+                event,
+            })
+        })
+    }
+
+    async fn journal(&self, id: &OperationId) -> Result<Vec<JournalEntry>, StoreError> {
+        self.with_conn(|conn, path| {
+            let rows: Vec<(i64, String, String)> = conn
+                .prepare_cached(
+                    "SELECT seq, at, event FROM operation_journal WHERE operation_id = ?1 ORDER BY seq",
+                )
+                .and_then(|mut st| {
+                    st.query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .db(path)?;
+            rows.into_iter()
+                .map(|(seq, at, event)| {
+                    let what = format!("journal of {id} entry {seq}");
+                    Ok(JournalEntry {
+                        operation_id: id.clone(),
+                        seq: u64::try_from(seq)
+                            .map_err(|_| corrupt(path, format!("{what}: negative sequence")))?,
+                        at: parse_ts(path, &what, &at)?,
+                        event: from_json(|| what.clone(), &event)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn put_site(&self, site: &Site) -> Result<(), StoreError> {
+        // The document never holds credentials (they are `#[serde(skip)]`); they go to
+        // their own columns, exposed here and nowhere else.
+        let document = to_json(|| format!("site {}", site.id), site)?;
+        let c = &site.credentials;
+        self.with_conn(|conn, path| {
+            let sql = format!(
+                "INSERT INTO sites (name, {SITE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document, \
+                 username = excluded.username, password = excluded.password, \
+                 project_name = excluded.project_name, project_id = excluded.project_id, \
+                 user_domain_name = excluded.user_domain_name, \
+                 project_domain_name = excluded.project_domain_name, \
+                 application_credential_id = excluded.application_credential_id, \
+                 application_credential_secret = excluded.application_credential_secret"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.execute(params![
+                        site.name,
+                        site.id.as_str(),
+                        document,
+                        c.username,
+                        c.password.as_ref().map(|s| s.expose_secret()),
+                        c.project_name,
+                        c.project_id,
+                        c.user_domain_name,
+                        c.project_domain_name,
+                        c.application_credential_id,
+                        c.application_credential_secret.as_ref().map(|s| s.expose_secret()),
+                    ])
+                })
+                .db(path)?;
+            Ok(())
+        })
+    }
+
+    async fn get_site(&self, id: &SiteId) -> Result<Option<Site>, StoreError> {
+        self.with_conn(|conn, path| {
+            let sql = format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1");
+            let row = conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.query_row([id.as_str()], SiteRow::read).optional())
+                .db(path)?;
+            row.map(|r| read_site(path, r)).transpose()
+        })
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.with_conn(|conn, path| {
+            let sql = format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY name, id");
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_map([], SiteRow::read)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .db(path)?;
+            rows.into_iter().map(|r| read_site(path, r)).collect()
+        })
+    }
+
+    async fn delete_site(&self, id: &SiteId) -> Result<(), StoreError> {
+        self.with_conn(|conn, path| {
+            let n = conn
+                .prepare_cached("DELETE FROM sites WHERE id = ?1")
+                .and_then(|mut st| st.execute([id.as_str()]))
+                .db(path)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("site {id}"),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError> {
+        let document = to_json(|| group_key(&pg.id), pg)?;
+        self.with_conn(|conn, path| {
+            // An upsert, not `INSERT OR REPLACE`: replacing would delete the row and
+            // cascade to the group's policy and sync state.
+            conn.prepare_cached(
+                "INSERT INTO protection_groups (id, project_id, name, status, document) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, \
+                 name = excluded.name, status = excluded.status, document = excluded.document",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    pg.id.as_str(),
+                    pg.project_id.as_str(),
+                    pg.name,
+                    pg.status.as_str(),
+                    document
+                ])
+            })
+            .map_err(|e| {
+                insert_error(path, e, || {
+                    format!(
+                        "protection group named '{}' in project {}",
+                        pg.name, pg.project_id
+                    )
+                })
+            })?;
+            Ok(())
+        })
+    }
+
+    async fn get_protection_group(
+        &self,
+        id: &ProtectionGroupId,
+    ) -> Result<Option<ProtectionGroup>, StoreError> {
+        self.with_conn(|conn, path| {
+            let document: Option<String> = conn
+                .prepare_cached("SELECT document FROM protection_groups WHERE id = ?1")
+                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
+                .db(path)?;
+            document.map(|d| read_group(id.as_str(), &d)).transpose()
+        })
+    }
+
+    async fn list_protection_groups(
+        &self,
+        project: Option<&ProjectId>,
+    ) -> Result<Vec<ProtectionGroup>, StoreError> {
+        self.with_conn(|conn, path| {
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT id, document FROM protection_groups \
+                     WHERE ?1 IS NULL OR project_id = ?1 ORDER BY name, project_id, id",
+                )
+                .and_then(|mut st| {
+                    st.query_map([project.map(ProjectId::as_str)], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect()
+                })
+                .db(path)?;
+            rows.iter().map(|(id, d)| read_group(id, d)).collect()
+        })
+    }
+
+    async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError> {
+        self.with_conn(|conn, path| {
+            // Policy and sync state go with it (ON DELETE CASCADE).
+            let n = conn
+                .prepare_cached("DELETE FROM protection_groups WHERE id = ?1")
+                .and_then(|mut st| st.execute([id.as_str()]))
+                .db(path)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: group_key(id),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    async fn put_policy(&self, policy: &ReplicationPolicy) -> Result<(), StoreError> {
+        let pg = &policy.protection_group_id;
+        // Tokens are `#[serde(skip)]`: the document never holds them.
+        let document = to_json(
+            || format!("replication policy of {}", group_key(pg)),
+            policy,
+        )?;
+        self.with_conn(|conn, path| {
+            if !group_exists(conn, path, pg)? {
+                return Err(StoreError::NotFound {
+                    what: group_key(pg),
+                });
+            }
+            conn.prepare_cached(
+                "INSERT INTO replication_policies \
+                 (protection_group_id, document, primary_fa_api_token, secondary_fa_api_token) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (protection_group_id) DO UPDATE SET document = excluded.document, \
+                 primary_fa_api_token = excluded.primary_fa_api_token, \
+                 secondary_fa_api_token = excluded.secondary_fa_api_token",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    pg.as_str(),
+                    document,
+                    policy.primary_fa_api_token.expose_secret(),
+                    policy.secondary_fa_api_token.expose_secret(),
+                ])
+            })
+            .db(path)?;
+            Ok(())
+        })
+    }
+
+    async fn get_policy(
+        &self,
+        pg: &ProtectionGroupId,
+    ) -> Result<Option<ReplicationPolicy>, StoreError> {
+        self.with_conn(|conn, path| {
+            let row: Option<(String, String, String)> = conn
+                .prepare_cached(
+                    "SELECT document, primary_fa_api_token, secondary_fa_api_token \
+                     FROM replication_policies WHERE protection_group_id = ?1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([pg.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
+                .db(path)?;
+            row.map(|(document, primary, secondary)| {
+                let mut policy: ReplicationPolicy = from_json(
+                    || format!("replication policy of {}", group_key(pg)),
+                    &document,
+                )?;
+                policy.primary_fa_api_token = SecretString::from(primary);
+                policy.secondary_fa_api_token = SecretString::from(secondary);
+                Ok(policy)
+            })
+            .transpose()
+        })
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError> {
+        let pg = &state.protection_group_id;
+        let document = to_json(|| format!("sync state of {}", group_key(pg)), state)?;
+        self.with_conn(|conn, path| {
+            if !group_exists(conn, path, pg)? {
+                return Err(StoreError::NotFound {
+                    what: group_key(pg),
+                });
+            }
+            conn.prepare_cached(
+                "INSERT INTO sync_state (protection_group_id, document) VALUES (?1, ?2) \
+                 ON CONFLICT (protection_group_id) DO UPDATE SET document = excluded.document",
+            )
+            .and_then(|mut st| st.execute(params![pg.as_str(), document]))
+            .db(path)?;
+            Ok(())
+        })
+    }
+
+    async fn get_sync_state(
+        &self,
+        pg: &ProtectionGroupId,
+    ) -> Result<Option<SyncState>, StoreError> {
+        self.with_conn(|conn, path| {
+            let document: Option<String> = conn
+                .prepare_cached("SELECT document FROM sync_state WHERE protection_group_id = ?1")
+                .and_then(|mut st| st.query_row([pg.as_str()], |r| r.get(0)).optional())
+                .db(path)?;
+            document
+                .map(|d| from_json(|| format!("sync state of {}", group_key(pg)), &d))
+                .transpose()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract::{group, policy, policy_fingerprint, site, site_fingerprint};
+
+    fn op(id: &str, minute: i64) -> Operation {
+        Operation::new(
+            OperationId::new(id),
+            ProtectionGroupId::new("pg-1"),
+            ProjectId::new("p1"),
+            OperationType::Failover,
+            Some(FailoverType::Unplanned),
+            SiteId::new("site-a"),
+            SiteId::new("site-b"),
+            crate::model::OperationParameters::default(),
+            DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(minute),
+        )
+    }
+
+    fn note(i: i64) -> JournalEvent {
+        JournalEvent::Note {
+            data: serde_json::json!({ "member": i }),
+        }
+    }
+
+    #[tokio::test]
+    async fn site_passwords_and_policy_tokens_survive_a_reopen_but_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        let a = site("id-a", "site-a", "s3cret-password");
+        let p = policy("pg-1", "primary-token-123", "secondary-token-456");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.put_site(&a).await.unwrap();
+            store
+                .put_protection_group(&group("pg-1", "p1", "web"))
+                .await
+                .unwrap();
+            store.put_policy(&p).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let got_site = store.get_site(&a.id).await.unwrap().unwrap();
+        let got_policy = store
+            .get_policy(&p.protection_group_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got_site
+                .credentials
+                .password
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            Some("s3cret-password".to_owned())
+        );
+        assert_eq!(site_fingerprint(&got_site), site_fingerprint(&a));
+        assert_eq!(
+            got_policy.primary_fa_api_token.expose_secret(),
+            "primary-token-123"
+        );
+        assert_eq!(policy_fingerprint(&got_policy), policy_fingerprint(&p));
+
+        let shown = format!("{got_site:?} {got_policy:?} {store:?}");
+        let serialised = format!(
+            "{} {}",
+            serde_json::to_string(&got_site).unwrap(),
+            serde_json::to_string(&got_policy).unwrap()
+        );
+        for secret in [
+            "s3cret-password",
+            "primary-token-123",
+            "secondary-token-456",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in Debug output: {shown}");
+            assert!(
+                !serialised.contains(secret),
+                "{secret} in JSON: {serialised}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn records_survive_a_dropped_handle_and_a_process_that_died_without_closing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        let first = SqliteStore::open(&path).unwrap();
+        first.insert_operation(&op("op-1", 1)).await.unwrap();
+        first
+            .append_journal(&OperationId::new("op-1"), op("x", 1).created_at, note(0))
+            .await
+            .unwrap();
+        first
+            .put_protection_group(&group("pg-1", "p1", "web"))
+            .await
+            .unwrap();
+
+        let second = SqliteStore::open(&path).unwrap();
+        second.insert_operation(&op("op-2", 2)).await.unwrap();
+        second
+            .append_journal(&OperationId::new("op-1"), op("x", 2).created_at, note(1))
+            .await
+            .unwrap();
+        // The second "process" dies: its connection is never closed.
+        std::mem::forget(second);
+        drop(first);
+
+        let reopened = SqliteStore::open(&path).unwrap();
+        let all = reopened
+            .list_operations(&OperationFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all, [op("op-2", 2), op("op-1", 1)]);
+        let journal = reopened.journal(&OperationId::new("op-1")).await.unwrap();
+        assert_eq!(journal.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+        let next = reopened
+            .append_journal(&OperationId::new("op-1"), op("x", 3).created_at, note(2))
+            .await
+            .unwrap();
+        assert_eq!(next.seq, 2);
+        assert!(reopened
+            .get_protection_group(&ProtectionGroupId::new("pg-1"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_store_from_a_newer_protector_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE dr_operations (id TEXT PRIMARY KEY); INSERT INTO dr_operations VALUES ('op-1');")
+                .unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        match &err {
+            StoreError::NewerSchema {
+                path: p,
+                found,
+                supported,
+            } => {
+                assert_eq!(p, &path.display().to_string());
+                assert_eq!(*found, 99);
+                assert_eq!(*supported, supported_version());
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("future.db") && text.contains("99"), "{text}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_file_of_garbage_is_corrupt_and_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.db");
+        let garbage: Vec<u8> = (0..8192u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(&path, &garbage).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { path: p, .. } if p == &path.display().to_string()),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("garbage.db"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), garbage);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_store_is_reported_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("truncated.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for i in 0..300 {
+                let mut o = op(&format!("op-{i:03}"), i);
+                o.error_message = Some("x".repeat(200));
+                store.insert_operation(&o).await.unwrap();
+                store
+                    .append_journal(&o.id, o.created_at, note(i))
+                    .await
+                    .unwrap();
+            }
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            len > 64 * 1024,
+            "store too small to truncate meaningfully: {len}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { path: p, .. } if p == &path.display().to_string()),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn another_applications_database_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY);")
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_empty_file_opens_as_a_new_store_at_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("new.db");
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        for path in [&missing, &empty] {
+            let store = SqliteStore::open(path).unwrap();
+            assert_eq!(store.path(), path.display().to_string());
+            assert!(store
+                .list_operations(&OperationFilter::default())
+                .await
+                .unwrap()
+                .is_empty());
+            store.insert_operation(&op("op-1", 1)).await.unwrap();
+            drop(store);
+            let conn = Connection::open(path).unwrap();
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, supported_version());
+            let mode: String = conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
+
+    #[tokio::test]
+    async fn reopening_a_current_store_keeps_its_records_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        SqliteStore::open(&path)
+            .unwrap()
+            .insert_operation(&op("op-1", 1))
+            .await
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store
+                .get_operation(&OperationId::new("op-1"))
+                .await
+                .unwrap(),
+            Some(op("op-1", 1))
+        );
+        let version: i64 = store
+            .with_conn(|c, p| {
+                c.pragma_query_value(None, "user_version", |r| r.get(0))
+                    .db(p)
+            })
+            .unwrap();
+        assert_eq!(version, supported_version());
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_store_at_its_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let mut conn = Connection::open(&path).unwrap();
+        let version = |c: &Connection| -> i64 {
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        let table_exists = |c: &Connection| -> bool {
+            c.prepare("SELECT 1 FROM sqlite_master WHERE name = 'extra'")
+                .unwrap()
+                .exists([])
+                .unwrap()
+        };
+
+        let broken = [
+            MIGRATIONS[0],
+            "CREATE TABLE extra (x INTEGER) STRICT; CREATE TABLE broken (",
+        ];
+        assert!(migrate(&mut conn, "site-a.db", &broken).is_err());
+        assert_eq!(version(&conn), 1);
+        assert!(!table_exists(&conn));
+
+        let fixed = [MIGRATIONS[0], "CREATE TABLE extra (x INTEGER) STRICT;"];
+        migrate(&mut conn, "site-a.db", &fixed).unwrap();
+        assert_eq!(version(&conn), 2);
+        assert!(table_exists(&conn));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_row_is_reported_not_panicked_on() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.insert_operation(&op("op-1", 1)).await.unwrap();
+        store
+            .with_conn(|c, p| {
+                c.execute("UPDATE dr_operations SET status = 'teleporting'", [])
+                    .db(p)
+            })
+            .unwrap();
+        let err = store
+            .get_operation(&OperationId::new("op-1"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("teleporting"), "{err}");
+    }
+}

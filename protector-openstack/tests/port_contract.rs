@@ -1,0 +1,181 @@
+//! Port-behaviour checks written against `&dyn Compute` / `&dyn BlockStorage` only, so
+//! the same functions can run against any implementation (here: the HTTP clients over
+//! wiremock; later: the simulator).
+
+use std::time::Duration;
+
+use protector_core::ids::{ServerId, VolumeId};
+use protector_core::ports::{BlockStorage, Compute, ManageVolume, VolumeStatus, WaitPolicy};
+use protector_core::BackendErrorKind;
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::common::{fixture, json_fixture, status_json, MockCloud};
+
+/// Getting a server that does not exist is `NotFound`.
+pub async fn get_missing_server_is_not_found(compute: &dyn Compute, missing: &ServerId) {
+    let err = compute.get_server(missing).await.unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::NotFound, "{err}");
+}
+
+/// Managing a backend volume makes a Cinder volume that becomes available, with the
+/// requested name, and that is listed.
+pub async fn managed_volume_appears(
+    storage: &dyn BlockStorage,
+    request: &ManageVolume,
+) -> VolumeId {
+    let created = storage.manage_volume(request).await.unwrap();
+    let policy = WaitPolicy::new(Duration::from_secs(10))
+        .with_intervals(Duration::from_millis(10), Duration::from_millis(50));
+    let ready = storage
+        .wait_for_available(&created.id, &policy)
+        .await
+        .unwrap();
+    assert_eq!(ready.id, created.id);
+    assert_eq!(ready.name, request.name);
+    assert_eq!(ready.status, VolumeStatus::Available);
+    assert_eq!(ready.bootable, request.bootable);
+    let listed = storage.list_volumes().await.unwrap();
+    assert!(
+        listed.iter().any(|v| v.id == created.id),
+        "managed volume not listed"
+    );
+    created.id
+}
+
+/// Listing returns every server across pages, each once.
+pub async fn list_servers_returns_everything(compute: &dyn Compute, expected: usize) {
+    let servers = compute.list_servers().await.unwrap();
+    let mut ids: Vec<_> = servers.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), expected);
+    assert_eq!(servers.len(), expected);
+}
+
+/// Listing returns every volume across pages, each once.
+pub async fn list_volumes_returns_everything(storage: &dyn BlockStorage, expected: usize) {
+    let volumes = storage.list_volumes().await.unwrap();
+    let mut ids: Vec<_> = volumes.iter().map(|v| v.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), expected);
+}
+
+#[tokio::test]
+async fn nova_client_reports_a_missing_server_as_not_found() {
+    let cloud = MockCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path(cloud.compute_path("/servers/missing")))
+        .respond_with(status_json(404, "nova/error_item_not_found.json"))
+        .mount(&cloud.server)
+        .await;
+    let site = cloud.site().await;
+    get_missing_server_is_not_found(site.clients().compute.as_ref(), &"missing".into()).await;
+}
+
+#[tokio::test]
+async fn cinder_client_makes_a_managed_volume_appear() {
+    let cloud = MockCloud::start().await;
+    let id = "2b955850-f177-45f7-9f49-ecb2c256d161";
+    Mock::given(method("POST"))
+        .and(path(cloud.volume_path("/manageable_volumes")))
+        .respond_with(
+            ResponseTemplate::new(202).set_body_string(fixture("cinder/manage_response.json")),
+        )
+        .mount(&cloud.server)
+        .await;
+    let mut creating = json_fixture("cinder/volume_available_after_manage.json");
+    creating["volume"]["status"] = json!("creating");
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path(&format!("/volumes/{id}"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(creating))
+        .up_to_n_times(1)
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path(&format!("/volumes/{id}"))))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(fixture("cinder/volume_available_after_manage.json")),
+        )
+        .mount(&cloud.server)
+        .await;
+    let available = json_fixture("cinder/volume_available_after_manage.json")["volume"].clone();
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/volumes/detail")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"volumes": [available]})))
+        .mount(&cloud.server)
+        .await;
+    let site = cloud.site().await;
+    let request = ManageVolume {
+        source_name: "volume-7f3c2a53-7b8e-4d3c-9c8f-6f2f0b1a2c3d-cinder".into(),
+        host: "cinder-vol-1@pure-dr#pure-dr".into(),
+        name: "db-boot-dr".into(),
+        volume_type: Some("repl-async".into()),
+        bootable: true,
+        description: None,
+        metadata: Default::default(),
+    };
+    let got = managed_volume_appears(site.clients().block_storage.as_ref(), &request).await;
+    assert_eq!(got.as_str(), id);
+}
+
+#[tokio::test]
+async fn nova_and_cinder_clients_list_every_page() {
+    let cloud = MockCloud::start().await;
+    let server = json_fixture("nova/server_get.json")["server"].clone();
+    let volume = json_fixture("cinder/volume_get.json")["volume"].clone();
+    let base = cloud.base();
+    // Five servers and five volumes in pages of two.
+    for (kind, template, p, link_key) in [
+        (
+            "servers",
+            &server,
+            cloud.compute_path("/servers/detail"),
+            "servers_links",
+        ),
+        (
+            "volumes",
+            &volume,
+            cloud.volume_path("/volumes/detail"),
+            "volumes_links",
+        ),
+    ] {
+        let ids: Vec<String> = (1..=5).map(|i| format!("{kind}-{i}")).collect();
+        for (page, chunk) in ids.chunks(2).enumerate() {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|id| {
+                    let mut v = template.clone();
+                    v["id"] = json!(id);
+                    v
+                })
+                .collect();
+            let mut body = json!({ kind: items });
+            if chunk.len() == 2 {
+                let last = chunk.last().unwrap();
+                body[link_key] =
+                    json!([{"rel": "next", "href": format!("{base}{p}?limit=2&marker={last}")}]);
+            }
+            let mut mock = Mock::given(method("GET")).and(path(p.clone()));
+            mock = if page == 0 {
+                mock.and(wiremock::matchers::query_param_is_missing("marker"))
+            } else {
+                mock.and(query_param("marker", ids[page * 2 - 1].as_str()))
+            };
+            mock.respond_with(ResponseTemplate::new(200).set_body_json(body))
+                .expect(1)
+                .mount(&cloud.server)
+                .await;
+        }
+    }
+    let site =
+        protector_openstack::OpenStackSite::connect(cloud.config().page_size(2).build().unwrap())
+            .await
+            .unwrap();
+    let clients = site.clients();
+    list_servers_returns_everything(clients.compute.as_ref(), 5).await;
+    list_volumes_returns_everything(clients.block_storage.as_ref(), 5).await;
+}

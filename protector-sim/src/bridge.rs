@@ -1,0 +1,175 @@
+//! Where the clouds meet the arrays: the call gate the fabric consults before every
+//! FlashArray call, and the array side effects of Nova and Cinder transitions (the
+//! Pure driver's renames and destroys, host connections, write sequences).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use protector_core::{BackendError, TokioClock};
+use protector_purestorage::VolumeQuery;
+
+use crate::call::{CallKind, LatencyClass};
+use crate::cloud::state::ArrayEffect;
+use crate::flasharray::{ArrayFabric, CallGate};
+use crate::gate::Gate;
+use crate::site::SimSite;
+use crate::world::WorldInner;
+
+pub(crate) fn new_fabric(seed: u64, clock: Arc<TokioClock>) -> ArrayFabric {
+    ArrayFabric::new(seed, clock)
+}
+
+/// Applies the world's accounting, fault rules, latency and limits to array calls.
+/// Replication (`create_pg_snapshot`) answers at once but holds one of the site's
+/// replication slots for the transfer time, so at most `limit` transfers are in flight
+/// per array and later ones wait for a slot before they start.
+pub(crate) struct ArrayGate {
+    gate: Arc<Gate>,
+}
+
+impl ArrayGate {
+    pub(crate) fn new(gate: Arc<Gate>) -> Self {
+        Self { gate }
+    }
+}
+
+#[async_trait]
+impl CallGate for ArrayGate {
+    async fn before_call(&self, array: &str, call: &'static str) -> Result<(), BackendError> {
+        let Some(site) = SimSite::of_array(array) else {
+            return Ok(());
+        };
+        let kind = CallKind::Array(call);
+        if kind.class() == LatencyClass::Replicate {
+            self.gate.admit(site, kind).await?;
+            let permit = self.gate.slot(site, kind).await;
+            let hold = self.gate.profile.latency(LatencyClass::Replicate);
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                drop(permit);
+            });
+        } else {
+            self.gate.foreground(site, kind).await?;
+        }
+        Ok(())
+    }
+}
+
+impl WorldInner {
+    /// Carries out array side effects of a cloud transition. Failures (an array down,
+    /// a name gone) are logged, not raised: the cloud has already moved on, as a real
+    /// driver's background work would.
+    pub(crate) fn apply_array_effects(&self, site: SimSite, effects: Vec<ArrayEffect>) {
+        let array = site.array_name();
+        for effect in effects {
+            let r = match &effect {
+                ArrayEffect::Writing { volume, writing } => {
+                    self.fabric.set_writing(array, volume, *writing)
+                }
+                ArrayEffect::Rename { from, to } => self
+                    .fabric
+                    .with_state(|s| s.rename_volume(array, from, to, s.now_ms()).map(|_| ())),
+                ArrayEffect::Destroy { volume } => self
+                    .fabric
+                    .with_state(|s| s.destroy_volume(array, volume, s.now_ms())),
+            };
+            match r {
+                Ok(()) => self.log(site, format!("array {effect:?}")),
+                Err(e) => self.log(site, format!("array {effect:?} failed: {}", e.message)),
+            }
+        }
+    }
+
+    /// Sets the host connections of a server's array volumes (1 while attached).
+    pub(crate) fn set_attached(
+        &self,
+        site: SimSite,
+        server: &protector_core::ids::ServerId,
+        attached: bool,
+    ) {
+        let names: Vec<String> = self.with_cloud(site, |c| {
+            c.servers
+                .get(server)
+                .map(|s| {
+                    s.devices
+                        .iter()
+                        .filter_map(|(vid, _)| c.volumes.get(vid))
+                        .filter_map(|v| v.array_volume_name().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let array = site.array_name();
+        for name in names {
+            let count = u32::from(attached);
+            let _ = self
+                .fabric
+                .with_state(|s| s.set_connection_count(array, &name, count, s.now_ms()));
+        }
+    }
+
+    /// What the Pure driver finds when it looks up a manage source: its size in bytes,
+    /// or why it refuses.
+    pub(crate) fn manage_lookup(&self, site: SimSite, source: &str) -> Result<u64, String> {
+        let array = site.array_name();
+        let query = VolumeQuery {
+            names: vec![source.to_owned()],
+            ..VolumeQuery::default()
+        };
+        self.fabric.with_state(|s| {
+            if !s.is_array_up(array) {
+                return Err(format!("array {array} is unreachable"));
+            }
+            let vols = s
+                .list_volumes(array, &query, s.now_ms())
+                .map_err(|e| e.message)?;
+            let v = vols
+                .first()
+                .ok_or_else(|| format!("{source}: Volume does not exist."))?;
+            if v.destroyed {
+                return Err(format!("{source}: Volume has been destroyed."));
+            }
+            if v.connection_count > 0 {
+                return Err(format!(
+                    "{source}: volume is connected to {} host(s)",
+                    v.connection_count
+                ));
+            }
+            Ok(v.provisioned)
+        })
+    }
+
+    pub(crate) fn bridge_create_volume(
+        &self,
+        site: SimSite,
+        name: &str,
+        bytes: u64,
+    ) -> Result<(), BackendError> {
+        self.fabric.with_state(|s| {
+            s.create_volume(site.array_name(), name, bytes, s.now_ms())
+                .map(|_| ())
+        })
+    }
+
+    /// Names of the array's volumes that are not destroyed.
+    pub(crate) fn bridge_live_volumes(&self, site: SimSite) -> Vec<String> {
+        let array = site.array_name();
+        self.fabric.with_state(|s| {
+            s.all_volumes(s.now_ms())
+                .into_iter()
+                .filter(|(a, v)| a == array && !v.destroyed)
+                .map(|(_, v)| v.name)
+                .collect()
+        })
+    }
+
+    /// The write sequence of an array volume, or else of a volume snapshot.
+    pub(crate) fn bridge_seq(&self, site: SimSite, name: &str) -> Result<u64, BackendError> {
+        let array = site.array_name();
+        self.fabric.with_state(|s| {
+            let now = s.now_ms();
+            s.write_seq(array, name, now)
+                .or_else(|_| s.snapshot_write_seq(array, name, now))
+        })
+    }
+}

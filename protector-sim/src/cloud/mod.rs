@@ -1,0 +1,13 @@
+//! The simulated OpenStack clouds: a synchronous state machine per site
+//! ([`state`]) and async shells that implement the core ports over it ([`nova`],
+//! [`cinder`], [`neutron`]).
+
+pub(crate) mod cinder;
+pub(crate) mod neutron;
+pub(crate) mod nova;
+pub(crate) mod state;
+
+pub use cinder::SimBlockStorage;
+pub use neutron::SimNetworking;
+pub use nova::SimCompute;
+pub use state::{pure_volume_name, unmanaged_name, ImageInfo, ProjectInfo, UserInfo};
