@@ -24,6 +24,17 @@
 //! # Assumptions
 //! The two arrays are connected for replication (`/array-connections`), and the caller
 //! serialises set-up calls for one group.
+//!
+//! # Caveats
+//! - Purity refuses to move a volume out of a stretched pod, so `remove_volumes` on a
+//!   sync group fails while the pod is stretched; `delete_replication_group` unstretches
+//!   the pod first (the peer's copies of its volumes go with it), then moves the
+//!   volumes out and removes the pod.
+//! - `health` measures lag from when the newest landed snapshot was taken, so it is the
+//!   data a failover would lose now, not the time since the transfer ended.
+//! - Replicated volume snapshots are looked up by `source_names=<array>:<volume>`; an
+//!   array that refuses that lookup is answered from the group's landed snapshots
+//!   instead (the Cinder driver's way).
 
 use std::collections::BTreeSet;
 use std::fmt;

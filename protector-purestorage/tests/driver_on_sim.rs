@@ -928,7 +928,7 @@ async fn replicas_that_replicate_now_saw_land_are_found_without_asking_transfer_
     }
     assert_eq!(b.transfer_queries(), polled);
 
-    // A driver that did not see it land asks once per volume.
+    // A driver that did not see it land asks once, then remembers.
     let fresh = PureDriver::new(
         e.a.clone(),
         b.clone(),
@@ -943,4 +943,27 @@ async fn replicas_that_replicate_now_saw_land_are_found_without_asking_transfer_
             .is_some());
     }
     assert_eq!(b.transfer_queries(), polled + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_sync_group_unstretches_the_pod_and_keeps_the_volumes() {
+    let e = env(22);
+    let s = spec(ReplicationType::Sync);
+    e.a.create_volume(VOL, GIB).await.unwrap();
+    e.driver
+        .ensure_replication_group(&s, ArraySide::Primary)
+        .await
+        .unwrap();
+    e.driver
+        .add_volumes(&s, ArraySide::Primary, &[VOL.to_owned()])
+        .await
+        .unwrap();
+    e.driver.delete_replication_group(&s).await.unwrap();
+    for array in [&e.a, &e.b] {
+        let err = array.list_pods(&["cinder-pod".into()]).await.unwrap_err();
+        assert_eq!(err.kind, BackendErrorKind::NotFound);
+    }
+    let kept = &e.a.list_volumes(&volume_named(VOL)).await.unwrap()[0];
+    assert_eq!(kept.pod, None);
+    e.driver.delete_replication_group(&s).await.unwrap();
 }

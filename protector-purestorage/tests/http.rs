@@ -1182,3 +1182,41 @@ async fn lifecycle_calls_use_the_documented_parameters_and_bodies() {
         "v2"
     );
 }
+
+#[tokio::test]
+async fn a_login_without_a_session_token_is_an_auth_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/api_version"))
+        .respond_with(ok("api_version.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{V}/login")))
+        .respond_with(ok("login.json"))
+        .mount(&server)
+        .await;
+    let err = client(&server).array_info().await.unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::Auth);
+    assert!(err.message.contains("x-auth-token"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_garbled_response_is_a_transient_error() {
+    let server = array(None).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{V}/volumes")))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .list_volumes(&VolumeQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, BackendErrorKind::Transient);
+    assert!(
+        err.message.contains("malformed volumes response"),
+        "{}",
+        err.message
+    );
+}

@@ -10,10 +10,42 @@ use protector_purestorage::VolumeQuery;
 
 use crate::call::{CallKind, LatencyClass};
 use crate::cloud::state::ArrayEffect;
-use crate::flasharray::{ArrayFabric, CallGate};
+use crate::flasharray::{ArrayFabric, ArrayFabricState, CallGate};
 use crate::gate::Gate;
 use crate::site::SimSite;
 use crate::world::WorldInner;
+
+/// The array-side name of a Cinder volume now: the recorded name, or the same name
+/// inside a pod (`<pod>::<name>`) once the volume was moved into one, as the Pure driver
+/// resolves a sync-replicated volume's name from its pod.
+fn resolve(s: &mut ArrayFabricState, array: &str, name: &str) -> String {
+    let now = s.now_ms();
+    let exists = |s: &mut ArrayFabricState, n: &str| {
+        let q = VolumeQuery {
+            names: vec![n.to_owned()],
+            ..VolumeQuery::default()
+        };
+        s.list_volumes(array, &q, now).is_ok()
+    };
+    if exists(s, name) {
+        return name.to_owned();
+    }
+    let base = name.rsplit("::").next().unwrap_or(name);
+    let pods = s.list_pods(array, &[], now).unwrap_or_default();
+    pods.into_iter()
+        .map(|p| format!("{}::{base}", p.name))
+        .find(|candidate| exists(s, candidate))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// `to` with the pod prefix of `from`, as the Pure driver keeps it on rename.
+fn keep_pod(from: &str, to: &str) -> String {
+    let base = to.rsplit("::").next().unwrap_or(to);
+    match from.split_once("::") {
+        Some((pod, _)) => format!("{pod}::{base}"),
+        None => base.to_owned(),
+    }
+}
 
 pub(crate) fn new_fabric(seed: u64, clock: Arc<TokioClock>) -> ArrayFabric {
     ArrayFabric::new(seed, clock)
@@ -62,17 +94,24 @@ impl WorldInner {
     pub(crate) fn apply_array_effects(&self, site: SimSite, effects: Vec<ArrayEffect>) {
         let array = site.array_name();
         for effect in effects {
-            let r = match &effect {
-                ArrayEffect::Writing { volume, writing } => {
-                    self.fabric.set_writing(array, volume, *writing)
+            let r = self.fabric.with_state(|s| {
+                let now = s.now_ms();
+                match &effect {
+                    ArrayEffect::Writing { volume, writing } => {
+                        let volume = resolve(s, array, volume);
+                        s.set_writing(array, &volume, *writing, now)
+                    }
+                    ArrayEffect::Rename { from, to } => {
+                        let from = resolve(s, array, from);
+                        s.rename_volume(array, &from, &keep_pod(&from, to), now)
+                            .map(|_| ())
+                    }
+                    ArrayEffect::Destroy { volume } => {
+                        let volume = resolve(s, array, volume);
+                        s.destroy_volume(array, &volume, now)
+                    }
                 }
-                ArrayEffect::Rename { from, to } => self
-                    .fabric
-                    .with_state(|s| s.rename_volume(array, from, to, s.now_ms()).map(|_| ())),
-                ArrayEffect::Destroy { volume } => self
-                    .fabric
-                    .with_state(|s| s.destroy_volume(array, volume, s.now_ms())),
-            };
+            });
             match r {
                 Ok(()) => self.log(site, format!("array {effect:?}")),
                 Err(e) => self.log(site, format!("array {effect:?} failed: {}", e.message)),
@@ -100,12 +139,14 @@ impl WorldInner {
                 .unwrap_or_default()
         });
         let array = site.array_name();
-        for name in names {
-            let count = u32::from(attached);
-            let _ = self
-                .fabric
-                .with_state(|s| s.set_connection_count(array, &name, count, s.now_ms()));
-        }
+        let count = u32::from(attached);
+        self.fabric.with_state(|s| {
+            for name in names {
+                let name = resolve(s, array, &name);
+                // A volume that is gone has no connections to set.
+                let _ = s.set_connection_count(array, &name, count, s.now_ms());
+            }
+        });
     }
 
     /// What the Pure driver finds when it looks up a manage source: its size in bytes,
@@ -168,7 +209,8 @@ impl WorldInner {
         let array = site.array_name();
         self.fabric.with_state(|s| {
             let now = s.now_ms();
-            s.write_seq(array, name, now)
+            let volume = resolve(s, array, name);
+            s.write_seq(array, &volume, now)
                 .or_else(|_| s.snapshot_write_seq(array, name, now))
         })
     }

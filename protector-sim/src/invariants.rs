@@ -194,7 +194,8 @@ impl SimWorld {
 
     fn disown(&self, owned: &mut [Owned; 2], r: &ResourceRef) {
         match r {
-            ResourceRef::Server { site_id, id } | ResourceRef::StoppedServer { site_id, id } => {
+            // Releasing a stopped server means restarting it, not deleting it.
+            ResourceRef::Server { site_id, id } => {
                 if let Some(s) = self.sim_site(site_id) {
                     owned[s.index()].servers.remove(id);
                 }
@@ -245,8 +246,15 @@ impl SimWorld {
                     o.servers.insert(m.instance_id.clone());
                     for v in &m.volumes {
                         o.volumes.insert(v.volume_id.clone());
-                        o.array_volumes.insert(v.array_volume_name.clone());
                     }
+                }
+            }
+            // A member's array volume is owned on both arrays: a stretched pod holds
+            // the same volume on each.
+            for o in owned.iter_mut() {
+                for v in pg.members.iter().flat_map(|m| m.volumes.iter()) {
+                    o.array_volumes
+                        .insert(base_name(&v.array_volume_name).to_owned());
                 }
             }
             for (site_id, stale) in &pg.stale {
@@ -330,8 +338,13 @@ impl SimWorld {
                     status: v.status.to_string(),
                 });
             }
+            let owns = |name: &str| {
+                [name, base_name(name)]
+                    .iter()
+                    .any(|n| o.array_volumes.contains(*n) || backing.contains(*n))
+            };
             for name in self.inner.bridge_live_volumes(site) {
-                if !o.array_volumes.contains(&name) && !backing.contains(&name) {
+                if !owns(&name) {
                     out.push(Violation::LeakedArrayVolume {
                         site,
                         array: site.array_name().to_owned(),
@@ -527,4 +540,9 @@ impl SimWorld {
     pub fn write_seq(&self, site: SimSite, name: &str) -> Result<u64, SimError> {
         Ok(self.inner.bridge_seq(site, name)?)
     }
+}
+
+/// A volume's name without its pod prefix (`pod::vol` → `vol`).
+fn base_name(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
 }

@@ -464,15 +464,16 @@ impl Protector {
     pub async fn add_member(&self, ctx: &RequestContext, pg_ref: &str, server: &str) -> Result<Member, Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::MEMBERS_CREATE, ctx, &pg)?;
-        if pg.status != PgStatus::Active {
-            return Err(Refusal::NotActive {
+        // Peer reachability and agreement come first: after an unplanned failover the
+        // documented answer is "remote site unreachable" until sync-force.
+        self.ensure_modifiable(&pg).await?;
+        if !matches!(pg.status, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) {
+            return Err(Refusal::Busy {
                 pg: pg.name.clone(),
-                operation: "member add".into(),
                 status: pg.status.to_string(),
             }
             .into());
         }
-        self.ensure_modifiable(&pg).await?;
         let site = pg.current_primary_site_id.clone();
         let clients = self.clients(&site, ctx).await?;
         let srv = self.find_server(&clients, server).await?;
@@ -656,15 +657,16 @@ impl Protector {
     pub async fn remove_member(&self, ctx: &RequestContext, pg_ref: &str, server: &str) -> Result<(), Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::MEMBERS_DELETE, ctx, &pg)?;
-        if pg.status != PgStatus::Active {
-            return Err(Refusal::NotActive {
+        // Peer reachability and agreement come first: after an unplanned failover the
+        // documented answer is "remote site unreachable" until sync-force.
+        self.ensure_modifiable(&pg).await?;
+        if !matches!(pg.status, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) {
+            return Err(Refusal::Busy {
                 pg: pg.name.clone(),
-                operation: "member remove".into(),
                 status: pg.status.to_string(),
             }
             .into());
         }
-        self.ensure_modifiable(&pg).await?;
         let pos = pg
             .members
             .iter()

@@ -305,7 +305,7 @@ impl Run {
             let replica = driver
                 .newest_replica(&spec, source_side, &v.array_volume_name)
                 .await?
-                .ok_or_else(|| StepError::Failed(messages::no_replicated_snapshot(v.volume_id.as_str(), &array)))?;
+                .ok_or_else(|| StepError::Failed(messages::no_replicated_snapshot(v.volume_id.as_str(), &format!("FlashArray {array}"))))?;
             self.note(RunNote::Replica {
                 source_volume: v.volume_id.clone(),
                 replica,
