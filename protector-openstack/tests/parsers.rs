@@ -103,6 +103,9 @@ fn every_fixture_parses_with_its_parser() {
         "neutron/error_network_not_found.json",
         "keystone/error_unauthorized.json",
     ] {
-        assert!(parse::error_message(fixture(rel).as_bytes()).is_some(), "{rel}");
+        assert!(
+            parse::error_message(fixture(rel).as_bytes()).is_some(),
+            "{rel}"
+        );
     }
 }

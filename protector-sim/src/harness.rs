@@ -17,7 +17,7 @@ use protector_core::model::{ReplicationPolicy, Site, SiteCredentials, SiteStatus
 use protector_core::ports::{SiteClients, SiteConnector, StorageDriver, StorageDriverFactory};
 use protector_core::secrecy::ExposeSecret;
 use protector_core::store::{MemoryStore, MetadataStore, OperationStore, SqliteStore};
-use protector_core::{BackendError, Error, IdGenerator, Protector, RequestContext, Service};
+use protector_core::{BackendError, Error, IdGenerator, Protector, ProtectorBuilder, RequestContext, Service};
 use protector_purestorage::{PureDriver, PureDriverOptions};
 
 use crate::site::SimSite;
@@ -211,6 +211,19 @@ impl SimWorld {
     /// # Errors
     /// Store errors while registering the sites.
     pub async fn protector(&self, local: SimSite, stores: &DrStores, config: EngineConfig) -> Result<Protector, Error> {
+        self.protector_builder(local, stores)
+            .await?
+            .config(config)
+            .build()
+            .await
+    }
+
+    /// The builder behind [`SimWorld::protector`], for callers that set more (a policy
+    /// file, another storage factory).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn protector_builder(&self, local: SimSite, stores: &DrStores) -> Result<ProtectorBuilder, Error> {
         // A process restarted over the same stores must not draw the ids it drew before:
         // fold what the stores already hold into the seed (deterministic for a replay).
         let ops = stores
@@ -223,15 +236,12 @@ impl SimWorld {
             self.seed(),
             &format!("protector-{}-{ops}-{pgs}", local.name()),
         );
-        Protector::builder()
+        Ok(Protector::builder()
             .local(self.site_runtime(local, stores))
             .peer(self.site_runtime(local.peer(), stores))
             .storage(Arc::new(SimStorageFactory::new(self.clone(), PureDriverOptions::default())))
             .clock(self.clock())
             .ids(Arc::new(IdGenerator::seeded(seed)))
-            .config(config)
-            .step_hook(self.step_hook())
-            .build()
-            .await
+            .step_hook(self.step_hook()))
     }
 }

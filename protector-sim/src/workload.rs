@@ -254,8 +254,7 @@ impl SimWorld {
                     group_id: None,
                     project_id: Some(project_id.clone()),
                 };
-                self.inner
-                    .with_cloud(site, |c| c.volumes.insert(id.clone(), volume));
+                self.inner.with_cloud(site, |c| c.remember_volume(volume));
                 vols.push(WorkloadVolume {
                     id,
                     array_volume,

@@ -180,3 +180,66 @@ impl Token {
             .is_none_or(|deadline| deadline >= self.expires_at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(types: &[(&str, &str)]) -> Catalog {
+        Catalog {
+            services: types
+                .iter()
+                .map(|(ty, url)| CatalogService {
+                    service_type: (*ty).to_owned(),
+                    name: None,
+                    endpoints: vec![Endpoint {
+                        interface: "public".into(),
+                        region: Some("RegionOne".into()),
+                        url: (*url).to_owned(),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn block_storage_prefers_the_official_type_over_its_aliases() {
+        let c = catalog(&[("volume", "http://old/v1"), ("volumev3", "http://new/v3/p")]);
+        let url = c
+            .endpoint(
+                ServiceType::BlockStorage,
+                Interface::Public,
+                Some("RegionOne"),
+            )
+            .unwrap();
+        assert_eq!(url.as_str(), "http://new/v3/p");
+        let c = catalog(&[("volumev3", "http://v3/"), ("block-storage", "http://bs/")]);
+        let url = c
+            .endpoint(ServiceType::BlockStorage, Interface::Public, None)
+            .unwrap();
+        assert_eq!(url.as_str(), "http://bs/");
+    }
+
+    #[test]
+    fn a_token_needs_refresh_only_inside_the_margin() {
+        let now = DateTime::parse_from_rfc3339("2025-03-15T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let token = Token {
+            id: SecretString::from("t".to_owned()),
+            expires_at: now + chrono::Duration::seconds(300),
+            issued_at: None,
+            methods: vec![],
+            user_id: "u".into(),
+            user_name: None,
+            project_id: "p".into(),
+            project_name: None,
+            roles: vec![],
+            application_credential_id: None,
+            catalog: Catalog::default(),
+        };
+        assert!(!token.needs_refresh(now, std::time::Duration::from_secs(120)));
+        assert!(token.needs_refresh(now, std::time::Duration::from_secs(300)));
+        assert!(token.needs_refresh(now, std::time::Duration::MAX));
+    }
+}

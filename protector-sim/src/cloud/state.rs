@@ -5,7 +5,7 @@
 //! faults and background completion, and carry array side effects to the fabric.
 //! Texts of errors and faults are those of the real services.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use protector_core::ids::{
     FlavorId, GroupId, ImageId, NetworkId, PortId, ProjectId, ServerId, UserId, VolumeId,
@@ -100,6 +100,8 @@ pub(crate) struct CloudState {
     pub(crate) servers: BTreeMap<ServerId, ServerRec>,
     pub(crate) volumes: BTreeMap<VolumeId, Volume>,
     pub(crate) pending_manage: BTreeMap<VolumeId, PendingManage>,
+    /// Array volume names that back a Cinder volume here (an index of `volumes`).
+    pub(crate) backing: BTreeSet<String>,
     pub(crate) groups: BTreeMap<GroupId, (VolumeGroup, ProjectId)>,
     pub(crate) manage_allowed: bool,
 }
@@ -178,6 +180,7 @@ impl CloudState {
             servers: BTreeMap::new(),
             volumes: BTreeMap::new(),
             pending_manage: BTreeMap::new(),
+            backing: BTreeSet::new(),
             groups: BTreeMap::new(),
             manage_allowed: true,
         }
@@ -533,7 +536,7 @@ impl CloudState {
         let mut effects = Vec::new();
         for (vid, delete) in rec.devices {
             if delete {
-                if let Some(v) = self.volumes.remove(&vid) {
+                if let Some(v) = self.forget_volume(&vid) {
                     if let Some(name) = v.array_volume_name() {
                         effects.push(ArrayEffect::Destroy {
                             volume: name.to_owned(),
@@ -658,9 +661,24 @@ impl CloudState {
 
     /// Whether an array volume is already the backing volume of a Cinder volume here.
     pub(crate) fn is_managed(&self, array_volume: &str) -> bool {
-        self.volumes
-            .values()
-            .any(|v| v.array_volume_name() == Some(array_volume))
+        self.backing.contains(array_volume)
+    }
+
+    /// Adds a volume, indexing its array-side name.
+    pub(crate) fn remember_volume(&mut self, v: Volume) {
+        if let Some(name) = v.array_volume_name() {
+            self.backing.insert(name.to_owned());
+        }
+        self.volumes.insert(v.id.clone(), v);
+    }
+
+    /// Removes a volume and its array-side name from the index.
+    pub(crate) fn forget_volume(&mut self, id: &VolumeId) -> Option<Volume> {
+        let v = self.volumes.remove(id)?;
+        if let Some(name) = v.array_volume_name() {
+            self.backing.remove(name);
+        }
+        Some(v)
     }
 
     /// Completes a manage. `lookup` is the array's answer for the source volume:
@@ -695,6 +713,7 @@ impl CloudState {
                 v.metadata
                     .insert("array_volume_name".to_owned(), new_name.clone());
                 v.metadata.insert("array_name".to_owned(), array.to_owned());
+                self.backing.insert(new_name.clone());
                 (
                     vec![ArrayEffect::Rename {
                         from: pending.source_name,
@@ -756,7 +775,7 @@ impl CloudState {
     /// Unmanage done: Cinder forgets the volume; the array volume is renamed
     /// `<name>-unmanaged` (63 characters at most, as the Pure driver does).
     pub(crate) fn finish_unmanage(&mut self, id: &VolumeId) -> Vec<ArrayEffect> {
-        let Some(v) = self.volumes.remove(id) else {
+        let Some(v) = self.forget_volume(id) else {
             return Vec::new();
         };
         self.pending_manage.remove(id);
@@ -790,7 +809,7 @@ impl CloudState {
 
     /// Deletion done: the volume is gone and its array volume destroyed.
     pub(crate) fn finish_delete_volume(&mut self, id: &VolumeId) -> Vec<ArrayEffect> {
-        let Some(v) = self.volumes.remove(id) else {
+        let Some(v) = self.forget_volume(id) else {
             return Vec::new();
         };
         let was_pending = self.pending_manage.remove(id).is_some();
@@ -990,7 +1009,7 @@ impl CloudState {
         }
         let mut effects = Vec::new();
         for vid in members {
-            if let Some(v) = self.volumes.remove(&vid) {
+            if let Some(v) = self.forget_volume(&vid) {
                 if let Some(name) = v.array_volume_name() {
                     effects.push(ArrayEffect::Destroy {
                         volume: name.to_owned(),

@@ -218,3 +218,28 @@ async fn delete_removes_the_server_after_the_delete_latency_and_frees_its_volume
         assert!(vol.attachments.is_empty());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_volume_moved_into_a_pod_keeps_being_tracked_by_its_server() {
+    let (w, _seed) = world(19, LatencyProfile::zero());
+    let workload = w
+        .create_workload(&WorkloadSpec::new(SimSite::A, "tenant-a").volume_type("replicated-sync"))
+        .unwrap();
+    let vol = workload.servers[0].boot_volume.array_volume.clone();
+    let a = w.array(SimSite::A);
+    a.create_pod("cinder-pod").await.unwrap();
+    let moved = a.move_volume(&vol, Some("cinder-pod")).await.unwrap();
+    assert_eq!(moved.name, format!("cinder-pod::{vol}"));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let nova = w.compute(SimSite::A, &alice(&w, SimSite::A));
+    nova.stop_server(&workload.servers[0].id).await.unwrap();
+    after(Duration::ZERO).await;
+    let frozen = w.write_seq(SimSite::A, &moved.name).unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(w.write_seq(SimSite::A, &moved.name).unwrap(), frozen);
+    assert!(frozen >= 5);
+    assert_eq!(
+        w.check_invariants(&protector_sim::InvariantInput::default()),
+        Ok(())
+    );
+}
