@@ -133,12 +133,29 @@ pub(crate) fn status_error(
     err
 }
 
+/// The causes below a reqwest error, outermost first, joined with `: ` (a TLS or DNS
+/// failure is only named deep in the chain). They carry URLs and socket errors, never
+/// headers or bodies.
+fn cause_chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// The error for a request that got no response.
 pub(crate) fn transport_error(service: Service, url: &str, e: &reqwest::Error) -> BackendError {
-    // reqwest's Display includes the URL, never headers or bodies.
-    let detail = std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| e.to_string());
+    let detail = cause_chain(e);
     if e.is_connect() {
         BackendError::unreachable(service, format!("cannot connect to {url}: {detail}"))
     } else if e.is_timeout() {

@@ -32,14 +32,24 @@ use crate::http::{is_idempotent, status_error, transport_error};
 use crate::keystone::{self, ServiceType, Token};
 use crate::retry::Retrier;
 
-/// One HTTP request of a service client.
-#[derive(Debug)]
+/// One HTTP request of a service client. Its body may hold a password, so it has no
+/// `Debug` that shows the body.
 pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) url: Url,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Option<serde_json::Value>,
     pub(crate) idempotent: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url.as_str())
+            .field("has_body", &self.body.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {

@@ -249,7 +249,7 @@ async fn a_timeout_is_transient_and_maybe_applied() {
 }
 
 #[tokio::test]
-async fn connection_refused_is_transient_not_applied_and_retried_for_a_post() {
+async fn connection_refused_is_transient_and_not_applied() {
     let cloud = MockCloud::bare().await;
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

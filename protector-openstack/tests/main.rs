@@ -15,3 +15,4 @@ mod parsers;
 mod port_contract;
 mod real_keystone;
 mod secrets;
+mod tls;

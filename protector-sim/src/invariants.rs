@@ -307,6 +307,19 @@ impl SimWorld {
     }
 
     fn check_leaks(&self, owned: &[Owned; 2], out: &mut Vec<Violation>) {
+        // A volume in a stretched pod is one volume on both arrays: a Cinder volume on
+        // either site backing it owns both copies.
+        let pod_backing: BTreeSet<String> = SimSite::BOTH
+            .iter()
+            .flat_map(|site| {
+                self.inner.with_cloud(*site, |c| {
+                    c.volumes
+                        .values()
+                        .filter_map(|v| v.array_volume_name().map(|n| base_name(n).to_owned()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
         for site in SimSite::BOTH {
             let o = &owned[site.index()];
             let (servers, volumes) = self.inner.with_cloud(site, |c| {
@@ -342,6 +355,7 @@ impl SimWorld {
                 [name, base_name(name)]
                     .iter()
                     .any(|n| o.array_volumes.contains(*n) || backing.contains(*n))
+                    || (name.contains("::") && pod_backing.contains(base_name(name)))
             };
             for name in self.inner.bridge_live_volumes(site) {
                 if !owns(&name) {
