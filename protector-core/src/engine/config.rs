@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub replication_timeout: Duration,
     /// Fan-out limits.
     pub concurrency: ConcurrencyLimits,
+    /// How long undoing one resource during rollback may take before the rollback moves
+    /// on and reports it (a hung service must not hang the rollback).
+    pub rollback_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             volume_wait: WaitPolicy::new(Duration::from_secs(600)),
             replication_timeout: Duration::from_secs(1800),
             concurrency: ConcurrencyLimits::default(),
+            rollback_timeout: Duration::from_secs(900),
         }
     }
 }
@@ -124,6 +128,12 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// Sets the per-resource rollback timeout.
+    pub fn rollback_timeout(mut self, timeout: Duration) -> Self {
+        self.config.rollback_timeout = timeout;
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
@@ -137,6 +147,9 @@ impl EngineConfigBuilder {
             || self.config.step_timeouts.values().any(Duration::is_zero)
         {
             return Err(ConfigError("step timeouts must be positive".into()));
+        }
+        if self.config.rollback_timeout.is_zero() {
+            return Err(ConfigError("the rollback timeout must be positive".into()));
         }
         if self.config.replication_timeout.is_zero() {
             return Err(ConfigError("the replication timeout must be positive".into()));

@@ -177,9 +177,23 @@ pub(crate) struct Run {
     pub waiting_on: StdMutex<Option<Service>>,
     pub driver: StdMutex<Option<(std::sync::Arc<dyn StorageDriver>, ReplicationGroupSpec)>>,
     pub clients: tokio::sync::Mutex<BTreeMap<SiteId, SiteClients>>,
+    /// One creation at a time per member, so an early boot and the recreate step never
+    /// both create a server.
+    pub boot_locks: StdMutex<BTreeMap<MemberId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Run {
+    pub(crate) async fn boot_lock(&self, member: &MemberId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .boot_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(member.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -385,6 +399,7 @@ impl Protector {
             waiting_on: StdMutex::new(None),
             driver: StdMutex::new(None),
             clients: tokio::sync::Mutex::new(BTreeMap::new()),
+            boot_locks: StdMutex::new(BTreeMap::new()),
         };
         if run.p.inner.local.metadata.get_protection_group(&run.pg_id).await?.is_none() {
             let mut op = run.op.lock().await;
@@ -557,8 +572,12 @@ impl Run {
     async fn rollback(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let live: Vec<ResourceRef> = self.state().live.clone();
+        let limit = self.p.inner.config.rollback_timeout;
         for resource in live.iter().rev() {
-            match self.undo(resource).await {
+            let undone = tokio::time::timeout(limit, self.undo(resource))
+                .await
+                .unwrap_or_else(|_| Err(format!("undoing {resource:?} timed out after {}s", limit.as_secs())));
+            match undone {
                 Ok(()) => {
                     if let Err(e) = self
                         .journal(JournalEvent::Released {
@@ -573,8 +592,10 @@ impl Run {
             }
         }
         let target = self.op.lock().await.target_site_id.clone();
-        if let Err(e) = self.sweep_tagged(&target).await {
-            problems.push(e);
+        match tokio::time::timeout(limit, self.sweep_tagged(&target)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(e),
+            Err(_) => problems.push(format!("sweeping tagged resources timed out after {}s", limit.as_secs())),
         }
         problems
     }

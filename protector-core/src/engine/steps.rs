@@ -342,6 +342,9 @@ impl Run {
         let total = volumes.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let short = op.id.as_str().chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>();
+        // A member boots as soon as its own volumes are managed, while the others are
+        // still being promoted.
+        let early = EarlyBoot::prepare(self, &c, &pg, &op).await?;
         let results: Vec<StepResult> = stream::iter(volumes.into_iter().cloned())
             .map(|v| {
                 let c = c.clone();
@@ -353,6 +356,9 @@ impl Run {
                 let done = &done;
                 let short = &short;
                 let op_id = &op_id;
+                let early = &early;
+                let pg = &pg;
+                let op = &op;
                 let pg_id = pg.id.to_string();
                 async move {
                     let v = &v;
@@ -420,6 +426,7 @@ impl Run {
                             self.record_managed(&target, v, &managed).await?;
                         }
                     }
+                    early.volume_ready(self, &c, &target, &pg, &op, &v.volume_id, test).await?;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     self.advance(step, n, total).await
                 }
@@ -490,7 +497,12 @@ impl Run {
                 let pg = &pg;
                 async move {
                     let m = &m;
-                    let outcome = self.boot_member(&c, &target, pg, m, op, tagged, flavors, test).await;
+                    let failed_early = self.state().member_failed.get(&m.id).cloned();
+                    let outcome = if let Some(reason) = failed_early {
+                        Err(StepError::Failed(reason))
+                    } else {
+                        self.boot_member(&c, &target, pg, m, op, tagged, flavors, test).await
+                    };
                     match outcome {
                         Ok(()) => {
                             let secs = (self.p.inner.clock.now() - started).num_seconds();
@@ -499,12 +511,14 @@ impl Run {
                             }
                         }
                         Err(StepError::Failed(reason)) => {
-                            tracing::warn!(member = %m.instance_name, reason = %reason, "member could not be recreated");
-                            self.note(RunNote::MemberFailed {
-                                member: m.id.clone(),
-                                reason,
-                            })
-                            .await?;
+                            if !self.state().member_failed.contains_key(&m.id) {
+                                tracing::warn!(member = %m.instance_name, reason = %reason, "member could not be recreated");
+                                self.note(RunNote::MemberFailed {
+                                    member: m.id.clone(),
+                                    reason,
+                                })
+                                .await?;
+                            }
                         }
                     }
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -550,6 +564,32 @@ impl Run {
         flavors: &[crate::ports::Flavor],
         test: bool,
     ) -> StepResult {
+        let server_id = self.create_member_server(c, target, pg, m, op, tagged, flavors, test).await?;
+        if self.state().healthy.contains_key(&m.id) {
+            return Ok(());
+        }
+        self.on(Service::Compute);
+        c.compute
+            .wait_for_status(&server_id, ServerStatus::Active, &self.p.inner.config.server_wait)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the member's server on the target unless the journal or the target's
+    /// tags show it exists already. Idempotent.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_member_server(
+        &self,
+        c: &SiteClients,
+        target: &SiteId,
+        pg: &ProtectionGroup,
+        m: &Member,
+        op: &crate::model::Operation,
+        tagged: &BTreeMap<String, ServerId>,
+        flavors: &[crate::ports::Flavor],
+        test: bool,
+    ) -> StepResult<ServerId> {
+        let _serial = self.boot_lock(&m.id).await;
         let known = self.state().booted.get(&m.id).cloned();
         let server_id = match known.or_else(|| tagged.get(m.id.as_str()).cloned()) {
             Some(id) => {
@@ -645,14 +685,7 @@ impl Run {
                 server.id
             }
         };
-        if self.state().healthy.contains_key(&m.id) {
-            return Ok(());
-        }
-        self.on(Service::Compute);
-        c.compute
-            .wait_for_status(&server_id, ServerStatus::Active, &self.p.inner.config.server_wait)
-            .await?;
-        Ok(())
+        Ok(server_id)
     }
 
     // ---- finalize (failover, failback) ------------------------------------------------
@@ -1029,5 +1062,86 @@ impl Run {
             result["replicated_at"] = p.created_at.to_rfc3339().into();
         }
         self.set_result(result).await
+    }
+}
+
+/// Starts members' boots from inside the volume step, as soon as each member's volumes
+/// are all managed.
+struct EarlyBoot {
+    member_of: BTreeMap<VolumeId, MemberId>,
+    tagged: BTreeMap<String, ServerId>,
+    flavors: Vec<crate::ports::Flavor>,
+}
+
+impl EarlyBoot {
+    async fn prepare(
+        run: &Run,
+        c: &SiteClients,
+        pg: &ProtectionGroup,
+        op: &crate::model::Operation,
+    ) -> StepResult<Self> {
+        let op_id = op.id.to_string();
+        run.on(Service::Compute);
+        let tagged = c
+            .compute
+            .list_servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
+            .filter_map(|s| s.metadata.get(TAG_MEMBER).cloned().map(|m| (m, s.id)))
+            .collect();
+        let flavors = c.compute.list_flavors().await?;
+        let member_of = pg
+            .members
+            .iter()
+            .flat_map(|m| m.volumes.iter().map(move |v| (v.volume_id.clone(), m.id.clone())))
+            .collect();
+        Ok(Self {
+            member_of,
+            tagged,
+            flavors,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn volume_ready(
+        &self,
+        run: &Run,
+        c: &SiteClients,
+        target: &SiteId,
+        pg: &ProtectionGroup,
+        op: &crate::model::Operation,
+        volume: &VolumeId,
+        test: bool,
+    ) -> StepResult {
+        let Some(member_id) = self.member_of.get(volume) else {
+            return Ok(());
+        };
+        let Some(m) = pg.members.iter().find(|m| &m.id == member_id) else {
+            return Ok(());
+        };
+        let ready = {
+            let state = run.state();
+            !state.booted.contains_key(&m.id)
+                && !state.member_failed.contains_key(&m.id)
+                && m.volumes.iter().all(|v| state.managed.contains_key(&v.volume_id))
+        };
+        if !ready {
+            return Ok(());
+        }
+        match run
+            .create_member_server(c, target, pg, m, op, &self.tagged, &self.flavors, test)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StepError::Failed(reason)) => {
+                tracing::warn!(member = %m.instance_name, reason = %reason, "member could not be booted");
+                run.note(RunNote::MemberFailed {
+                    member: m.id.clone(),
+                    reason,
+                })
+                .await
+            }
+        }
     }
 }
