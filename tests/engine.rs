@@ -6,6 +6,7 @@ mod engine {
     pub mod fixture;
     mod cycle;
     mod failover;
+    mod management;
     mod recovery;
     mod refusals;
     mod tenancy;

@@ -432,6 +432,16 @@ impl Protector {
         for (site, binding) in &pg.sites {
             if let Some(gid) = &binding.consistency_group_id {
                 let c = self.clients(site, ctx).await?;
+                // Cinder deletes only empty groups (without deleting volumes): take the
+                // volumes out first; they stay as plain volumes.
+                match c.block_storage.get_group(gid).await {
+                    Ok(group) if !group.volumes.is_empty() => {
+                        c.block_storage.update_group(gid, &[], &group.volumes).await?;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
                 match c.block_storage.delete_group(gid, false).await {
                     Ok(()) => {}
                     Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => {}
