@@ -3,9 +3,9 @@
 //! rollback, restart and tenancy, with the simulator's invariants checked after each.
 
 mod engine {
-    pub mod fixture;
     mod cycle;
     mod failover;
+    pub mod fixture;
     mod management;
     mod recovery;
     mod refusals;

@@ -188,10 +188,7 @@ mod tests {
 
     #[test]
     fn different_seeds_give_different_ids() {
-        assert_ne!(
-            IdGenerator::seeded(1).uuid(),
-            IdGenerator::seeded(2).uuid()
-        );
+        assert_ne!(IdGenerator::seeded(1).uuid(), IdGenerator::seeded(2).uuid());
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub use context::RequestContext;
 pub mod engine;
 pub use engine::{Protector, ProtectorBuilder, SiteRuntime};
 pub mod error;
-pub use error::{Applied, BackendError, BackendErrorKind, Error, MappingError, PolicyError, Service, StoreError, TransitionError};
+pub use error::{
+    Applied, BackendError, BackendErrorKind, Error, MappingError, PolicyError, Service, StoreError,
+    TransitionError,
+};
 pub mod ids;
 pub use ids::IdGenerator;
 pub mod messages;

@@ -127,7 +127,10 @@ pub fn plan(operation_type: OperationType) -> &'static [StepSpec] {
 
 /// The spec of `step` in `operation_type`'s plan, if the step belongs to it.
 pub fn step_spec(operation_type: OperationType, step: StepId) -> Option<StepSpec> {
-    plan(operation_type).iter().copied().find(|s| s.step == step)
+    plan(operation_type)
+        .iter()
+        .copied()
+        .find(|s| s.step == step)
 }
 
 /// Phase and progress of an operation that is `fraction` (0.0–1.0, clamped) of the way
@@ -183,7 +186,8 @@ mod tests {
     fn failover_inside_storage_failover_reports_20_to_60() {
         for step in [StepId::GetSnapshot, StepId::PromoteVolumes] {
             for i in 0..=10 {
-                let (phase, p) = progress(OperationType::Failover, step, f64::from(i) / 10.0).unwrap();
+                let (phase, p) =
+                    progress(OperationType::Failover, step, f64::from(i) / 10.0).unwrap();
                 assert_eq!(phase, Phase::StorageFailover);
                 assert!((20..=60).contains(&p), "{step} at {i}/10 gave {p}");
             }
@@ -226,8 +230,14 @@ mod tests {
 
     #[test]
     fn steps_outside_the_plan_have_no_progress() {
-        assert_eq!(progress(OperationType::Failover, StepId::CloneVolumes, 0.5), None);
-        assert_eq!(progress(OperationType::TestCleanup, StepId::PromoteVolumes, 0.5), None);
+        assert_eq!(
+            progress(OperationType::Failover, StepId::CloneVolumes, 0.5),
+            None
+        );
+        assert_eq!(
+            progress(OperationType::TestCleanup, StepId::PromoteVolumes, 0.5),
+            None
+        );
     }
 
     #[test]

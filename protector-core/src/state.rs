@@ -66,7 +66,12 @@ fn during(operation: OperationType, from: PgStatus) -> PgStatus {
 /// `failed_over_partial` is refused with "Protection Group is not in failed_over state";
 /// failover and the test operations need `active`; a group in a transitional status is
 /// busy. `--force` lets failover and failback start from `error`.
-pub fn check_start(pg: &str, status: PgStatus, operation: OperationType, force: bool) -> Result<(), Refusal> {
+pub fn check_start(
+    pg: &str,
+    status: PgStatus,
+    operation: OperationType,
+    force: bool,
+) -> Result<(), Refusal> {
     let busy = || Refusal::Busy {
         pg: pg.to_owned(),
         status: status.to_string(),
@@ -88,7 +93,10 @@ pub fn check_start(pg: &str, status: PgStatus, operation: OperationType, force: 
         }),
         (OperationType::TestFailover | OperationType::TestCleanup, PgStatus::Active) => Ok(()),
         (OperationType::TestFailover | OperationType::TestCleanup, _) => Err(not_active()),
-        (OperationType::SyncVolumes, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) => Ok(()),
+        (
+            OperationType::SyncVolumes,
+            PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial,
+        ) => Ok(()),
         (OperationType::SyncVolumes, _) => Err(busy()),
     }
 }
@@ -111,9 +119,8 @@ fn illegal(subject: &str, from: impl ToString, event: impl ToString) -> Transiti
 pub fn pg_transition(status: PgStatus, event: PgEvent) -> Result<PgStatus, TransitionError> {
     match event {
         PgEvent::Start { operation, force } => {
-            check_start("", status, operation, force).map_err(|_| {
-                illegal("protection group", status, format!("start {operation}"))
-            })?;
+            check_start("", status, operation, force)
+                .map_err(|_| illegal("protection group", status, format!("start {operation}")))?;
             Ok(during(operation, status))
         }
         PgEvent::Completed { operation, partial } => match (operation, status) {
@@ -127,30 +134,49 @@ pub fn pg_transition(status: PgStatus, event: PgEvent) -> Result<PgStatus, Trans
             } else {
                 PgStatus::Active
             }),
-            (OperationType::TestFailover | OperationType::TestCleanup, PgStatus::Active) => Ok(status),
-            (OperationType::SyncVolumes, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) => {
+            (OperationType::TestFailover | OperationType::TestCleanup, PgStatus::Active) => {
                 Ok(status)
             }
-            _ => Err(illegal("protection group", status, format!("complete {operation}"))),
+            (
+                OperationType::SyncVolumes,
+                PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial,
+            ) => Ok(status),
+            _ => Err(illegal(
+                "protection group",
+                status,
+                format!("complete {operation}"),
+            )),
         },
-        PgEvent::Abandoned { operation, previous } => {
+        PgEvent::Abandoned {
+            operation,
+            previous,
+        } => {
             let expected = during(operation, previous);
-            if status == expected
-                && check_start("", previous, operation, true).is_ok()
-            {
+            if status == expected && check_start("", previous, operation, true).is_ok() {
                 Ok(previous)
             } else {
-                Err(illegal("protection group", status, format!("abandon {operation}")))
+                Err(illegal(
+                    "protection group",
+                    status,
+                    format!("abandon {operation}"),
+                ))
             }
         }
         PgEvent::Failed { operation } => match (operation, status) {
             (OperationType::Failover, PgStatus::FailingOver)
             | (OperationType::Failback, PgStatus::FailingBack) => Ok(PgStatus::Error),
-            (OperationType::TestFailover | OperationType::TestCleanup, PgStatus::Active) => Ok(status),
-            (OperationType::SyncVolumes, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) => {
+            (OperationType::TestFailover | OperationType::TestCleanup, PgStatus::Active) => {
                 Ok(status)
             }
-            _ => Err(illegal("protection group", status, format!("fail {operation}"))),
+            (
+                OperationType::SyncVolumes,
+                PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial,
+            ) => Ok(status),
+            _ => Err(illegal(
+                "protection group",
+                status,
+                format!("fail {operation}"),
+            )),
         },
     }
 }
@@ -209,7 +235,10 @@ impl std::fmt::Display for OpEvent {
 ///
 /// # Errors
 /// [`TransitionError`] for any other pair.
-pub fn op_transition(status: OperationStatus, event: OpEvent) -> Result<OperationStatus, TransitionError> {
+pub fn op_transition(
+    status: OperationStatus,
+    event: OpEvent,
+) -> Result<OperationStatus, TransitionError> {
     use OperationStatus as S;
     match (status, event) {
         (S::Pending, OpEvent::Start) => Ok(S::Running),
@@ -256,11 +285,23 @@ mod tests {
 
     #[test]
     fn failback_from_active_is_refused_with_the_documented_text() {
-        let err = check_start("prod-web-app", PgStatus::Active, OperationType::Failback, false).unwrap_err();
+        let err = check_start(
+            "prod-web-app",
+            PgStatus::Active,
+            OperationType::Failback,
+            false,
+        )
+        .unwrap_err();
         assert!(err
             .to_string()
             .starts_with("Protection Group is not in failed_over state"));
-        assert!(check_start("x", PgStatus::FailedOverPartial, OperationType::Failback, false).is_ok());
+        assert!(check_start(
+            "x",
+            PgStatus::FailedOverPartial,
+            OperationType::Failback,
+            false
+        )
+        .is_ok());
     }
 
     #[test]
@@ -274,32 +315,82 @@ mod tests {
 
     #[test]
     fn documented_transition_table_holds() {
-        let start = |s, op| pg_transition(s, PgEvent::Start { operation: op, force: false });
-        assert_eq!(start(PgStatus::Active, OperationType::Failover), Ok(PgStatus::FailingOver));
+        let start = |s, op| {
+            pg_transition(
+                s,
+                PgEvent::Start {
+                    operation: op,
+                    force: false,
+                },
+            )
+        };
         assert_eq!(
-            pg_transition(PgStatus::FailingOver, PgEvent::Completed { operation: OperationType::Failover, partial: false }),
+            start(PgStatus::Active, OperationType::Failover),
+            Ok(PgStatus::FailingOver)
+        );
+        assert_eq!(
+            pg_transition(
+                PgStatus::FailingOver,
+                PgEvent::Completed {
+                    operation: OperationType::Failover,
+                    partial: false
+                }
+            ),
             Ok(PgStatus::FailedOver)
         );
         assert_eq!(
-            pg_transition(PgStatus::FailingOver, PgEvent::Failed { operation: OperationType::Failover }),
+            pg_transition(
+                PgStatus::FailingOver,
+                PgEvent::Failed {
+                    operation: OperationType::Failover
+                }
+            ),
             Ok(PgStatus::Error)
         );
-        assert_eq!(start(PgStatus::FailedOver, OperationType::Failback), Ok(PgStatus::FailingBack));
         assert_eq!(
-            pg_transition(PgStatus::FailingBack, PgEvent::Completed { operation: OperationType::Failback, partial: false }),
+            start(PgStatus::FailedOver, OperationType::Failback),
+            Ok(PgStatus::FailingBack)
+        );
+        assert_eq!(
+            pg_transition(
+                PgStatus::FailingBack,
+                PgEvent::Completed {
+                    operation: OperationType::Failback,
+                    partial: false
+                }
+            ),
             Ok(PgStatus::Active)
         );
         assert_eq!(
-            pg_transition(PgStatus::FailingBack, PgEvent::Failed { operation: OperationType::Failback }),
+            pg_transition(
+                PgStatus::FailingBack,
+                PgEvent::Failed {
+                    operation: OperationType::Failback
+                }
+            ),
             Ok(PgStatus::Error)
         );
-        assert_eq!(start(PgStatus::Active, OperationType::TestFailover), Ok(PgStatus::Active));
         assert_eq!(
-            pg_transition(PgStatus::Active, PgEvent::Failed { operation: OperationType::TestFailover }),
+            start(PgStatus::Active, OperationType::TestFailover),
             Ok(PgStatus::Active)
         );
         assert_eq!(
-            pg_transition(PgStatus::FailingOver, PgEvent::Abandoned { operation: OperationType::Failover, previous: PgStatus::Active }),
+            pg_transition(
+                PgStatus::Active,
+                PgEvent::Failed {
+                    operation: OperationType::TestFailover
+                }
+            ),
+            Ok(PgStatus::Active)
+        );
+        assert_eq!(
+            pg_transition(
+                PgStatus::FailingOver,
+                PgEvent::Abandoned {
+                    operation: OperationType::Failover,
+                    previous: PgStatus::Active
+                }
+            ),
             Ok(PgStatus::Active)
         );
     }
@@ -307,8 +398,21 @@ mod tests {
     #[test]
     fn partial_failover_ends_failed_over_partial_and_failback_accepts_it() {
         let mut g = pg();
-        g.status = pg_transition(g.status, PgEvent::Start { operation: OperationType::Failover, force: false }).unwrap();
-        apply_success(&mut g, OperationType::Failover, true, DateTime::<Utc>::UNIX_EPOCH).unwrap();
+        g.status = pg_transition(
+            g.status,
+            PgEvent::Start {
+                operation: OperationType::Failover,
+                force: false,
+            },
+        )
+        .unwrap();
+        apply_success(
+            &mut g,
+            OperationType::Failover,
+            true,
+            DateTime::<Utc>::UNIX_EPOCH,
+        )
+        .unwrap();
         assert_eq!(g.status, PgStatus::FailedOverPartial);
         assert!(check_start("x", g.status, OperationType::Failback, false).is_ok());
     }
@@ -323,15 +427,25 @@ mod tests {
 
     fn arb_pg_event() -> impl Strategy<Value = PgEvent> {
         prop_oneof![
-            (arb_op(), any::<bool>()).prop_map(|(operation, force)| PgEvent::Start { operation, force }),
-            (arb_op(), any::<bool>()).prop_map(|(operation, partial)| PgEvent::Completed { operation, partial }),
-            (arb_op(), arb_status()).prop_map(|(operation, previous)| PgEvent::Abandoned { operation, previous }),
+            (arb_op(), any::<bool>())
+                .prop_map(|(operation, force)| PgEvent::Start { operation, force }),
+            (arb_op(), any::<bool>())
+                .prop_map(|(operation, partial)| PgEvent::Completed { operation, partial }),
+            (arb_op(), arb_status()).prop_map(|(operation, previous)| PgEvent::Abandoned {
+                operation,
+                previous
+            }),
             arb_op().prop_map(|operation| PgEvent::Failed { operation }),
         ]
     }
 
     fn arb_op_event() -> impl Strategy<Value = OpEvent> {
-        prop::sample::select(vec![OpEvent::Start, OpEvent::Complete, OpEvent::Fail, OpEvent::BeginRollback])
+        prop::sample::select(vec![
+            OpEvent::Start,
+            OpEvent::Complete,
+            OpEvent::Fail,
+            OpEvent::BeginRollback,
+        ])
     }
 
     proptest! {

@@ -149,7 +149,7 @@ impl Gate {
     ) -> Result<Admitted, BackendError> {
         let admitted = self.admit(site, kind).await?;
         let permit = self.slot(site, kind).await;
-        let latency = self.profile.latency(kind.class());
+        let latency = self.profile.call_latency(kind);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -165,7 +165,7 @@ impl Gate {
         let gate = Arc::clone(self);
         tokio::spawn(async move {
             let permit = gate.slot(site, kind).await;
-            let latency = gate.profile.latency(kind.class());
+            let latency = gate.profile.call_latency(kind);
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }

@@ -17,7 +17,9 @@ use protector_core::model::{ReplicationPolicy, Site, SiteCredentials, SiteStatus
 use protector_core::ports::{SiteClients, SiteConnector, StorageDriver, StorageDriverFactory};
 use protector_core::secrecy::ExposeSecret;
 use protector_core::store::{MemoryStore, MetadataStore, OperationStore, SqliteStore};
-use protector_core::{BackendError, Error, IdGenerator, Protector, ProtectorBuilder, RequestContext, Service};
+use protector_core::{
+    BackendError, Error, IdGenerator, Protector, ProtectorBuilder, RequestContext, Service,
+};
 use protector_purestorage::{PureDriver, PureDriverOptions};
 
 use crate::site::SimSite;
@@ -39,7 +41,9 @@ impl SimConnector {
 
 impl fmt::Debug for SimConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimConnector").field("site", &self.site).finish()
+        f.debug_struct("SimConnector")
+            .field("site", &self.site)
+            .finish()
     }
 }
 
@@ -77,7 +81,10 @@ impl SimStorageFactory {
             .into_iter()
             .find(|s| self.world.site(*s).array_url.trim_end_matches('/') == url)
             .ok_or_else(|| {
-                BackendError::unreachable(Service::FlashArray, format!("no FlashArray answers at {url}"))
+                BackendError::unreachable(
+                    Service::FlashArray,
+                    format!("no FlashArray answers at {url}"),
+                )
             })
     }
 }
@@ -108,8 +115,12 @@ impl StorageDriverFactory for SimStorageFactory {
             }
             arrays.push(self.world.array(site));
         }
-        let secondary = arrays.pop().ok_or_else(|| BackendError::invalid(Service::FlashArray, "no secondary array"))?;
-        let primary = arrays.pop().ok_or_else(|| BackendError::invalid(Service::FlashArray, "no primary array"))?;
+        let secondary = arrays
+            .pop()
+            .ok_or_else(|| BackendError::invalid(Service::FlashArray, "no secondary array"))?;
+        let primary = arrays
+            .pop()
+            .ok_or_else(|| BackendError::invalid(Service::FlashArray, "no primary array"))?;
         Ok(Arc::new(PureDriver::new(
             primary,
             secondary,
@@ -210,7 +221,12 @@ impl SimWorld {
     ///
     /// # Errors
     /// Store errors while registering the sites.
-    pub async fn protector(&self, local: SimSite, stores: &DrStores, config: EngineConfig) -> Result<Protector, Error> {
+    pub async fn protector(
+        &self,
+        local: SimSite,
+        stores: &DrStores,
+        config: EngineConfig,
+    ) -> Result<Protector, Error> {
         self.protector_builder(local, stores)
             .await?
             .config(config)
@@ -223,7 +239,11 @@ impl SimWorld {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn protector_builder(&self, local: SimSite, stores: &DrStores) -> Result<ProtectorBuilder, Error> {
+    pub async fn protector_builder(
+        &self,
+        local: SimSite,
+        stores: &DrStores,
+    ) -> Result<ProtectorBuilder, Error> {
         // A process restarted over the same stores must not draw the ids it drew before:
         // fold what the stores already hold into the seed (deterministic for a replay).
         let ops = stores
@@ -231,7 +251,11 @@ impl SimWorld {
             .list_operations(&protector_core::model::OperationFilter::default())
             .await?
             .len();
-        let pgs = stores.metadata(local).list_protection_groups(None).await?.len();
+        let pgs = stores
+            .metadata(local)
+            .list_protection_groups(None)
+            .await?
+            .len();
         let seed = crate::seed::derive_seed(
             self.seed(),
             &format!("protector-{}-{ops}-{pgs}", local.name()),
@@ -239,7 +263,10 @@ impl SimWorld {
         Ok(Protector::builder()
             .local(self.site_runtime(local, stores))
             .peer(self.site_runtime(local.peer(), stores))
-            .storage(Arc::new(SimStorageFactory::new(self.clone(), PureDriverOptions::default())))
+            .storage(Arc::new(SimStorageFactory::new(
+                self.clone(),
+                PureDriverOptions::default(),
+            )))
             .clock(self.clock())
             .ids(Arc::new(IdGenerator::seeded(seed)))
             .step_hook(self.step_hook()))

@@ -547,6 +547,27 @@ impl SimWorld {
         Ok(s.saturating_sub(t))
     }
 
+    /// Every server of a site as an admin sees it, read directly: no call is counted,
+    /// no latency or fault applies (for assertions and reports).
+    pub fn servers(&self, site: SimSite) -> Vec<protector_core::ports::Server> {
+        self.inner.with_cloud(site, |c| {
+            c.servers.values().map(|s| s.server.clone()).collect()
+        })
+    }
+
+    /// Every Cinder volume of a site as an admin sees it, read directly like
+    /// [`Self::servers`].
+    pub fn volumes(&self, site: SimSite) -> Vec<protector_core::ports::Volume> {
+        self.inner
+            .with_cloud(site, |c| c.volumes.values().cloned().collect())
+    }
+
+    /// Names of the array volumes of a site's array that are not destroyed, read
+    /// directly like [`Self::servers`].
+    pub fn array_volumes(&self, site: SimSite) -> Vec<String> {
+        self.inner.bridge_live_volumes(site)
+    }
+
     /// The write sequence of an array volume or volume snapshot on a site's array.
     ///
     /// # Errors

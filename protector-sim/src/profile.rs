@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::call::CallKind;
 pub use crate::call::LatencyClass;
 
 /// Latency and concurrency limit of one class.
@@ -41,6 +42,7 @@ pub struct ProfileRow {
 pub struct LatencyProfile {
     name: String,
     classes: BTreeMap<LatencyClass, ClassSpec>,
+    calls: BTreeMap<CallKind, Duration>,
     scale: f64,
 }
 
@@ -62,6 +64,7 @@ impl LatencyProfile {
         Self {
             name: "zero".to_owned(),
             classes,
+            calls: BTreeMap::new(),
             scale: 1.0,
         }
     }
@@ -88,6 +91,7 @@ impl LatencyProfile {
         Self {
             name: "realistic".to_owned(),
             classes,
+            calls: BTreeMap::new(),
             scale: 1.0,
         }
     }
@@ -127,10 +131,28 @@ impl LatencyProfile {
 
     /// The scaled latency of a class.
     pub fn latency(&self, class: LatencyClass) -> Duration {
-        let base = self
-            .classes
-            .get(&class)
-            .map_or(Duration::ZERO, |c| c.latency);
+        self.apply_scale(
+            self.classes
+                .get(&class)
+                .map_or(Duration::ZERO, |c| c.latency),
+        )
+    }
+
+    /// Gives one kind of call its own latency (it keeps its class's slots).
+    pub fn with_call_latency(mut self, call: CallKind, latency: Duration) -> Self {
+        self.calls.insert(call, latency);
+        self
+    }
+
+    /// The scaled latency of one kind of call: its own, else its class's.
+    pub fn call_latency(&self, call: CallKind) -> Duration {
+        match self.calls.get(&call) {
+            Some(base) => self.apply_scale(*base),
+            None => self.latency(call.class()),
+        }
+    }
+
+    fn apply_scale(&self, base: Duration) -> Duration {
         if self.scale == 1.0 {
             base
         } else {
@@ -212,6 +234,21 @@ mod tests {
             vec![(LatencyClass::Boot, 40)],
         ]);
         assert_eq!(bound, Duration::from_secs(6 + 60));
+    }
+
+    #[test]
+    fn a_call_can_have_its_own_latency_within_its_class() {
+        let p = LatencyProfile::realistic()
+            .with_call_latency(CallKind::ListFlavors, Duration::from_millis(5))
+            .scaled(2.0);
+        assert_eq!(
+            p.call_latency(CallKind::ListFlavors),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            p.call_latency(CallKind::GetServer),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]

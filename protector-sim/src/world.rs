@@ -1,4 +1,27 @@
 //! The simulated world: two OpenStack sites, two FlashArrays, one seed.
+//!
+//! # Expected flow
+//! Build a world ([`SimWorld::builder`]), create a workload
+//! ([`SimWorld::create_workload`]), hand the engine per-site clients
+//! ([`SimWorld::clients`]), the arrays ([`SimWorld::array`]) and the step hook
+//! ([`SimWorld::step_hook`]); inject faults with the verbs; let virtual time run; check
+//! [`SimWorld::check_invariants`] and compare [`SimWorld::digest`]s.
+//!
+//! # Guarantees
+//! - Every id, token and probability derives from the seed; both inventories are
+//!   identical for a seed whatever the scenario does.
+//! - State changes happen either inside a call or in a background completion after the
+//!   profile's latency; both are logged with their virtual time.
+//! - No lock is held across an `.await`.
+//!
+//! # Assumptions
+//! - Calls run on a tokio runtime; simulations use paused time on the current-thread
+//!   runtime, where task scheduling (and so the digest) is reproducible.
+//!
+//! # Caveats
+//! - Tenants `tenant-a` (user `alice`) and `tenant-b` (`bob`) and the `admin` user map
+//!   to the same project and user ids on both sites; networks, flavors, images and
+//!   volume types have the same names and different ids.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -19,9 +19,14 @@ async fn full_cycle(replication: ReplicationType, seed_value: u64) {
     fx.let_time_pass(Duration::from_secs(400)).await;
     fx.check().await;
 
-    let op = fx
-        .a
-        .test_failover(&fx.ctx, PG, TestFailoverRequest { mappings: fx.mappings_a_to_b() })
+    let op =
+        fx.a.test_failover(
+            &fx.ctx,
+            PG,
+            TestFailoverRequest {
+                mappings: fx.mappings_a_to_b(),
+            },
+        )
         .await
         .expect("test failover");
     assert_completed(&fx.finish(&fx.a, op).await);
@@ -31,26 +36,38 @@ async fn full_cycle(replication: ReplicationType, seed_value: u64) {
     assert_completed(&fx.finish(&fx.a, op).await);
     fx.check().await;
 
-    let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("planned failover");
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("planned failover");
     assert_completed(&fx.finish(&fx.a, op).await);
     assert_eq!(fx.pg(SimSite::B).await.status, PgStatus::FailedOver);
     fx.check().await;
 
-    let op = fx.b.failback(&fx.ctx, PG, fx.failback(true)).await.expect("failback");
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback");
     assert_completed(&fx.finish(&fx.b, op).await);
     assert_eq!(fx.pg(SimSite::A).await.status, PgStatus::Active);
     fx.check().await;
 
     fx.let_time_pass(Duration::from_secs(700)).await;
     fx.world.take_site_down(SimSite::A);
-    let op = fx.b.failover(&fx.ctx, PG, fx.unplanned()).await.expect("unplanned failover");
+    let op =
+        fx.b.failover(&fx.ctx, PG, fx.unplanned())
+            .await
+            .expect("unplanned failover");
     assert_completed(&fx.finish(&fx.b, op).await);
     fx.world.bring_site_up(SimSite::A);
     let status = fx.b.sync_force(&fx.ctx, PG).await.expect("sync-force");
     assert_eq!(status.status.as_str(), "IN SYNC");
     fx.check().await;
 
-    let op = fx.b.failback(&fx.ctx, PG, fx.failback(true)).await.expect("second failback");
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("second failback");
     assert_completed(&fx.finish(&fx.b, op).await);
     let pg = fx.pg(SimSite::A).await;
     assert_eq!(pg.status, PgStatus::Active);
@@ -59,7 +76,10 @@ async fn full_cycle(replication: ReplicationType, seed_value: u64) {
     fx.check().await;
 
     // Operations are recorded on the site that ran them, newest first.
-    let on_b = fx.b.list_operations(&fx.ctx, &OperationFilter::default()).await.expect("ops");
+    let on_b =
+        fx.b.list_operations(&fx.ctx, &OperationFilter::default())
+            .await
+            .expect("ops");
     let kinds: Vec<&str> = on_b.iter().map(|o| o.operation_type.as_str()).collect();
     assert_eq!(kinds, ["failback", "failover", "failback"]);
 }

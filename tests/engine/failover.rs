@@ -22,19 +22,35 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
         .pg
         .members
         .iter()
-        .flat_map(|m| m.volumes.iter().map(|v| (v.volume_id.to_string(), v.array_volume_name.clone())))
+        .flat_map(|m| {
+            m.volumes
+                .iter()
+                .map(|v| (v.volume_id.to_string(), v.array_volume_name.clone()))
+        })
         .collect();
     let mut events = fx.a.subscribe();
-    let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("failover starts");
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover starts");
     assert_eq!(op.operation_type.as_str(), "failover");
     let op = fx.finish(&fx.a, op).await;
     assert_completed(&op);
     assert_eq!(
         step_ids(&op.steps_completed),
-        ["prepare", "validate_target", "get_snapshot", "promote_volumes", "recreate_instances", "finalize"]
+        [
+            "prepare",
+            "validate_target",
+            "get_snapshot",
+            "promote_volumes",
+            "recreate_instances",
+            "finalize"
+        ]
     );
     assert!(op.steps_failed.is_empty());
-    let created = op.result_data["instances_created"].as_array().expect("instances_created");
+    let created = op.result_data["instances_created"]
+        .as_array()
+        .expect("instances_created");
     assert_eq!(created.len(), 2);
 
     // Progress events are monotonic and end at 100.
@@ -44,7 +60,11 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
         if ev.operation_id != op.id {
             continue;
         }
-        assert!(ev.progress >= last, "progress went back from {last} to {}", ev.progress);
+        assert!(
+            ev.progress >= last,
+            "progress went back from {last} to {}",
+            ev.progress
+        );
         last = ev.progress;
         saw.push((ev.phase, ev.step, ev.progress));
     }
@@ -53,7 +73,10 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
     for site in [SimSite::A, SimSite::B] {
         let pg = fx.pg(site).await;
         assert_eq!(pg.status, PgStatus::FailedOver);
-        assert_eq!(pg.current_primary_site_id, fx.world.site(SimSite::B).site_id);
+        assert_eq!(
+            pg.current_primary_site_id,
+            fx.world.site(SimSite::B).site_id
+        );
         assert_eq!(pg.failover_count, 1);
         assert!(pg.last_failover_at.is_some());
     }
@@ -64,7 +87,9 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
             .await
             .expect("server on site b");
         assert_eq!(s.status, ServerStatus::Active);
-        assert!(created.iter().any(|c| c["id"] == s.id.as_str() && c["name"] == s.name.as_str()));
+        assert!(created
+            .iter()
+            .any(|c| c["id"] == s.id.as_str() && c["name"] == s.name.as_str()));
         for v in &m.volumes {
             // Zero writes lost: the promoted copy carries every write of the quiesced source.
             let original = fx
@@ -76,7 +101,12 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
                 .expect("original volume");
             let lost = fx
                 .world
-                .writes_lost(SimSite::A, &source[original.volume_id.as_str()], SimSite::B, &v.array_volume_name)
+                .writes_lost(
+                    SimSite::A,
+                    &source[original.volume_id.as_str()],
+                    SimSite::B,
+                    &v.array_volume_name,
+                )
                 .expect("write sequences");
             assert_eq!(lost, 0, "planned failover lost {lost} writes of {}", v.name);
         }
@@ -84,7 +114,9 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
     // The quiesced source servers stay SHUTOFF.
     let compute_a = fx.world.compute(SimSite::A, &fx.ctx);
     for s in &fx.workload.servers {
-        let srv = protector::core::ports::Compute::get_server(&compute_a, &s.id).await.expect("source");
+        let srv = protector::core::ports::Compute::get_server(&compute_a, &s.id)
+            .await
+            .expect("source");
         assert_eq!(srv.status, ServerStatus::Shutoff);
     }
     fx.check().await;
@@ -94,11 +126,17 @@ async fn planned_failover_moves_the_workload_to_site_b_without_losing_a_write() 
 async fn failback_with_reverse_replication_returns_home_and_counts_two_failovers() {
     let fx = Setup::new(seed(12)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
-    let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("failover");
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
     assert_completed(&fx.finish(&fx.a, op).await);
     fx.check().await;
 
-    let op = fx.b.failback(&fx.ctx, PG, fx.failback(true)).await.expect("failback starts");
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback starts");
     assert_eq!(op.source_site_id, fx.world.site(SimSite::B).site_id);
     assert_eq!(op.target_site_id, fx.world.site(SimSite::A).site_id);
     let op = fx.finish(&fx.b, op).await;
@@ -107,23 +145,35 @@ async fn failback_with_reverse_replication_returns_home_and_counts_two_failovers
     assert_eq!(pg.status, PgStatus::Active);
     assert_eq!(pg.current_primary_site_id, pg.primary_site_id);
     assert_eq!(pg.failover_count, 2);
-    assert_eq!(pg.replication_source_site_id.as_ref(), Some(&pg.primary_site_id));
+    assert_eq!(
+        pg.replication_source_site_id.as_ref(),
+        Some(&pg.primary_site_id)
+    );
     // Servers run on site A again; nothing stale is left on site B afterwards except
     // what the group records for the next failover to clean.
     let compute_a = fx.world.compute(SimSite::A, &fx.ctx);
     for m in &pg.members {
-        let s = protector::core::ports::Compute::get_server(&compute_a, &m.instance_id).await.expect("server");
+        let s = protector::core::ports::Compute::get_server(&compute_a, &m.instance_id)
+            .await
+            .expect("server");
         assert_eq!(s.status, ServerStatus::Active);
     }
     // The original, stale servers on site A were removed, not reused.
     for s in &fx.workload.servers {
-        assert!(protector::core::ports::Compute::get_server(&compute_a, &s.id).await.is_err());
+        assert!(
+            protector::core::ports::Compute::get_server(&compute_a, &s.id)
+                .await
+                .is_err()
+        );
     }
     fx.check().await;
 
     // With replication restored A → B, a new test failover finds fresh replicas.
     fx.let_time_pass(Duration::from_secs(600)).await;
-    let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("second failover");
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("second failover");
     assert_completed(&fx.finish(&fx.a, op).await);
     assert_eq!(fx.pg(SimSite::B).await.failover_count, 3);
     fx.check().await;
@@ -136,23 +186,37 @@ async fn unplanned_failover_from_site_b_recovers_within_one_replication_interval
     fx.let_time_pass(Duration::from_secs(1000)).await;
     fx.world.take_site_down(SimSite::A);
     fx.world.take_array_down(SimSite::A).expect("array down");
-    let op = fx.b.failover(&fx.ctx, PG, fx.unplanned()).await.expect("unplanned failover starts");
+    let op =
+        fx.b.failover(&fx.ctx, PG, fx.unplanned())
+            .await
+            .expect("unplanned failover starts");
     let op = fx.finish(&fx.b, op).await;
     assert_completed(&op);
     let status = fx.b.sync_status(&fx.ctx, PG).await.expect("sync status");
     assert_eq!(status.status.as_str(), "UNREACHABLE");
     let pg = fx.pg(SimSite::B).await;
     assert_eq!(pg.status, PgStatus::FailedOver);
-    assert_eq!(pg.current_primary_site_id, fx.world.site(SimSite::B).site_id);
+    assert_eq!(
+        pg.current_primary_site_id,
+        fx.world.site(SimSite::B).site_id
+    );
     // Data loss is bounded by one replication interval (300 writes at one write/s).
     fx.world.bring_array_up(SimSite::A).expect("array up");
     for (orig, now) in fx.pg.members.iter().zip(pg.members.iter()) {
         for (ov, nv) in orig.volumes.iter().zip(now.volumes.iter()) {
             let lost = fx
                 .world
-                .writes_lost(SimSite::A, &ov.array_volume_name, SimSite::B, &nv.array_volume_name)
+                .writes_lost(
+                    SimSite::A,
+                    &ov.array_volume_name,
+                    SimSite::B,
+                    &nv.array_volume_name,
+                )
                 .expect("seq");
-            assert!(lost <= 300 + 15, "lost {lost} writes, more than one interval");
+            assert!(
+                lost <= 300 + 15,
+                "lost {lost} writes, more than one interval"
+            );
         }
     }
     fx.world.bring_site_up(SimSite::A);
@@ -169,21 +233,36 @@ async fn failover_with_a_member_that_cannot_boot_ends_failed_over_partial() {
     let fx = Setup::new(seed(14)).servers(3).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
     let mut req = fx.planned();
-    req.mappings.flavors.insert("m1.small".into(), "m1.small".into());
+    req.mappings
+        .flavors
+        .insert("m1.small".into(), "m1.small".into());
     // Fail exactly the boot of the second member.
     let _guard = fx.world.fault(
-        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Conflict, "No valid host was found.")
-            .on_call(protector::sim::CallKind::CreateServer)
-            .on_site(SimSite::B)
-            .nth(2),
+        protector::sim::FaultRule::fail(
+            protector::core::BackendErrorKind::Conflict,
+            "No valid host was found.",
+        )
+        .on_call(protector::sim::CallKind::CreateServer)
+        .on_site(SimSite::B)
+        .nth(2),
     );
     let op = fx.a.failover(&fx.ctx, PG, req).await.expect("failover");
     let op = fx.finish(&fx.a, op).await;
-    assert_eq!(op.status, OperationStatus::Completed, "{:?}", op.error_message);
+    assert_eq!(
+        op.status,
+        OperationStatus::Completed,
+        "{:?}",
+        op.error_message
+    );
     assert_eq!(step_ids(&op.steps_failed), ["recreate_instances"]);
-    let failed = op.result_data["members_failed"].as_array().expect("members_failed");
+    let failed = op.result_data["members_failed"]
+        .as_array()
+        .expect("members_failed");
     assert_eq!(failed.len(), 1);
-    assert!(failed[0]["reason"].as_str().unwrap_or("").contains("No valid host"));
+    assert!(failed[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("No valid host"));
     let pg = fx.pg(SimSite::B).await;
     assert_eq!(pg.status, PgStatus::FailedOverPartial);
     fx.check().await;

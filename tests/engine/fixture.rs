@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use protector::core::engine::{CreatePolicy, CreateProtectionGroup, EngineConfig, FailbackRequest, FailoverRequest};
+use protector::core::engine::{
+    CreatePolicy, CreateProtectionGroup, EngineConfig, FailbackRequest, FailoverRequest,
+};
 use protector::core::model::{
-    FailoverType, Operation, OperationFilter, OperationStatus, ProtectionGroup, ReplicationType, ResourceMappings,
+    FailoverType, Operation, OperationFilter, OperationStatus, ProtectionGroup, ReplicationType,
+    ResourceMappings,
 };
 use protector::core::secrecy::SecretString;
 use protector::core::{Protector, RequestContext};
@@ -73,9 +76,17 @@ impl Setup {
         eprintln!("PROTECTOR_SIM_SEED={}", self.seed);
         let world = SimWorld::builder().seed(self.seed).build().expect("world");
         let stores = self.stores.unwrap_or_else(DrStores::memory);
-        let a = world.protector(SimSite::A, &stores, config()).await.expect("protector a");
-        let b = world.protector(SimSite::B, &stores, config()).await.expect("protector b");
-        let ctx = world.tenant_context(SimSite::A, "tenant-a").expect("tenant");
+        let a = world
+            .protector(SimSite::A, &stores, config())
+            .await
+            .expect("protector a");
+        let b = world
+            .protector(SimSite::B, &stores, config())
+            .await
+            .expect("protector b");
+        let ctx = world
+            .tenant_context(SimSite::A, "tenant-a")
+            .expect("tenant");
         let vt = match self.replication {
             ReplicationType::Async => TYPE_ASYNC,
             ReplicationType::Sync => TYPE_SYNC,
@@ -121,7 +132,9 @@ impl Setup {
         .await
         .expect("create policy");
         for s in &workload.servers {
-            a.add_member(&ctx, PG, s.id.as_str()).await.expect("add member");
+            a.add_member(&ctx, PG, s.id.as_str())
+                .await
+                .expect("add member");
         }
         let pg = a.get_protection_group(&ctx, PG).await.expect("pg");
         Fx {
@@ -205,8 +218,14 @@ impl Fx {
             input
                 .protection_groups
                 .extend(meta.list_protection_groups(None).await.expect("pgs"));
-            for op in ops.list_operations(&OperationFilter::default()).await.expect("ops") {
-                input.journals.extend(ops.journal(&op.id).await.expect("journal"));
+            for op in ops
+                .list_operations(&OperationFilter::default())
+                .await
+                .expect("ops")
+            {
+                input
+                    .journals
+                    .extend(ops.journal(&op.id).await.expect("journal"));
                 input.operations.push(op);
             }
         }
@@ -214,7 +233,10 @@ impl Fx {
             panic!(
                 "invariants violated (PROTECTOR_SIM_SEED={}):\n{}",
                 self.world.seed(),
-                v.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n")
+                v.iter()
+                    .map(|v| format!("  - {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
     }

@@ -16,10 +16,17 @@ async fn a_server_with_a_volume_on_a_non_replicated_type_is_refused_naming_volum
     let fx = Setup::new(seed(61)).build().await;
     let plain = fx
         .world
-        .create_workload(&WorkloadSpec::new(SimSite::A, "tenant-a").volume_type(TYPE_PLAIN).named("batch"))
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .volume_type(TYPE_PLAIN)
+                .named("batch"),
+        )
         .expect("workload");
     let server = &plain.servers[0];
-    let err = fx.a.add_member(&fx.ctx, PG, server.id.as_str()).await.expect_err("refused");
+    let err =
+        fx.a.add_member(&fx.ctx, PG, server.id.as_str())
+            .await
+            .expect_err("refused");
     assert_eq!(
         err.to_string(),
         format!(
@@ -29,15 +36,31 @@ async fn a_server_with_a_volume_on_a_non_replicated_type_is_refused_naming_volum
     );
     let sync = fx
         .world
-        .create_workload(&WorkloadSpec::new(SimSite::A, "tenant-a").volume_type(TYPE_SYNC).named("db"))
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .volume_type(TYPE_SYNC)
+                .named("db"),
+        )
         .expect("workload");
-    let err = fx.a.add_member(&fx.ctx, PG, "db-1").await.expect_err("refused");
+    let err =
+        fx.a.add_member(&fx.ctx, PG, "db-1")
+            .await
+            .expect_err("refused");
     let text = err.to_string();
-    assert!(text.contains(sync.servers[0].boot_volume.id.as_str()), "{text}");
-    assert!(text.contains("replicated-sync") && text.contains("does not match"), "{text}");
+    assert!(
+        text.contains(sync.servers[0].boot_volume.id.as_str()),
+        "{text}"
+    );
+    assert!(
+        text.contains("replicated-sync") && text.contains("does not match"),
+        "{text}"
+    );
     // Nothing changed.
     assert_eq!(fx.pg(SimSite::A).await.members.len(), 2);
-    assert_eq!(fx.pg(SimSite::B).await.version, fx.pg(SimSite::A).await.version);
+    assert_eq!(
+        fx.pg(SimSite::B).await.version,
+        fx.pg(SimSite::A).await.version
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -49,18 +72,26 @@ async fn members_and_policies_are_synced_to_the_peer_and_tokens_are_masked() {
     let status = fx.a.sync_status(&fx.ctx, PG).await.expect("status");
     assert_eq!(status.status.as_str(), "IN SYNC");
     assert_eq!(status.remote_version, Some(a.version));
-    let policy = fx.b.show_policy(&fx.ctx, PG).await.expect("policy on the peer");
+    let policy =
+        fx.b.show_policy(&fx.ctx, PG)
+            .await
+            .expect("policy on the peer");
     assert_eq!(policy.primary_fa_api_token, "******");
     assert_eq!(policy.secondary_fa_api_token, "******");
     assert_eq!(policy.pure_pg_name, "pg-prod-web-app");
     let shown = format!("{policy:?}");
     assert!(!shown.contains(&fx.world.site(SimSite::A).array_token));
 
-    fx.a.remove_member(&fx.ctx, PG, "web-server-1").await.expect("remove");
+    fx.a.remove_member(&fx.ctx, PG, "web-server-1")
+        .await
+        .expect("remove");
     let after = fx.pg(SimSite::B).await;
     assert!(after.members.is_empty());
     assert_eq!(after.version, a.version + 1);
-    let err = fx.a.remove_member(&fx.ctx, PG, "web-server-1").await.expect_err("not a member");
+    let err =
+        fx.a.remove_member(&fx.ctx, PG, "web-server-1")
+            .await
+            .expect_err("not a member");
     assert!(err.to_string().contains("is not a member"), "{err}");
 }
 
@@ -68,11 +99,16 @@ async fn members_and_policies_are_synced_to_the_peer_and_tokens_are_masked() {
 async fn modifications_are_refused_while_the_peer_is_down() {
     let fx = Setup::new(seed(63)).build().await;
     fx.world.take_site_down(SimSite::B);
-    let err = fx.a.remove_member(&fx.ctx, PG, "web-server-1").await.expect_err("blocked");
-    assert_eq!(err.to_string(), "Cannot modify protection group - remote site unreachable");
-    let err = fx
-        .a
-        .create_protection_group(
+    let err =
+        fx.a.remove_member(&fx.ctx, PG, "web-server-1")
+            .await
+            .expect_err("blocked");
+    assert_eq!(
+        err.to_string(),
+        "Cannot modify protection group - remote site unreachable"
+    );
+    let err =
+        fx.a.create_protection_group(
             &fx.ctx,
             &CreateProtectionGroup {
                 name: "other".into(),
@@ -86,7 +122,10 @@ async fn modifications_are_refused_while_the_peer_is_down() {
         )
         .await
         .expect_err("blocked");
-    assert_eq!(err.to_string(), "Cannot modify protection group - remote site unreachable");
+    assert_eq!(
+        err.to_string(),
+        "Cannot modify protection group - remote site unreachable"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -101,12 +140,25 @@ async fn a_duplicate_group_name_is_refused_and_deleting_a_group_removes_it_every
         volume_type: None,
         secondary_volume_type: None,
     };
-    let err = fx.a.create_protection_group(&fx.ctx, &req).await.expect_err("duplicate");
-    assert_eq!(err.to_string(), "A protection group named prod-web-app already exists");
-    fx.a.delete_protection_group(&fx.ctx, PG).await.expect("delete");
+    let err =
+        fx.a.create_protection_group(&fx.ctx, &req)
+            .await
+            .expect_err("duplicate");
+    assert_eq!(
+        err.to_string(),
+        "A protection group named prod-web-app already exists"
+    );
+    fx.a.delete_protection_group(&fx.ctx, PG)
+        .await
+        .expect("delete");
     assert!(fx.a.get_protection_group(&fx.ctx, PG).await.is_err());
     assert!(fx.b.get_protection_group(&fx.ctx, PG).await.is_err());
-    assert!(fx.a.list_protection_groups(&fx.ctx).await.expect("list").is_empty());
+    assert!(fx
+        .a
+        .list_protection_groups(&fx.ctx)
+        .await
+        .expect("list")
+        .is_empty());
     // The workload keeps running; its volumes stay.
     let compute = fx.world.compute(SimSite::A, &fx.ctx);
     assert_eq!(compute.list_servers().await.expect("servers").len(), 2);
@@ -116,13 +168,22 @@ async fn a_duplicate_group_name_is_refused_and_deleting_a_group_removes_it_every
 async fn failback_without_reverse_replication_leaves_replication_running_from_site_b() {
     let fx = Setup::new(seed(65)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
-    let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("failover");
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
     assert_completed(&fx.finish(&fx.a, op).await);
-    let op = fx.b.failback(&fx.ctx, PG, fx.failback(false)).await.expect("failback");
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(false))
+            .await
+            .expect("failback");
     assert_completed(&fx.finish(&fx.b, op).await);
     let pg = fx.pg(SimSite::A).await;
     assert_eq!(pg.status, PgStatus::Active);
-    assert_eq!(pg.replication_source_site_id.as_ref(), Some(&pg.secondary_site_id));
+    assert_eq!(
+        pg.replication_source_site_id.as_ref(),
+        Some(&pg.secondary_site_id)
+    );
     fx.check().await;
 }
 
@@ -134,58 +195,62 @@ async fn a_second_operation_on_the_same_group_is_refused_but_other_groups_run_co
         .world
         .create_workload(&WorkloadSpec::new(SimSite::A, "tenant-a").named("batch"))
         .expect("workload");
-    fx.a
-        .create_protection_group(
-            &fx.ctx,
-            &CreateProtectionGroup {
-                name: "batch-jobs-pg".into(),
-                description: String::new(),
-                replication_type: ReplicationType::Async,
-                primary_site: None,
-                secondary_site: None,
-                volume_type: None,
-                secondary_volume_type: None,
-            },
-        )
-        .await
-        .expect("second group");
+    fx.a.create_protection_group(
+        &fx.ctx,
+        &CreateProtectionGroup {
+            name: "batch-jobs-pg".into(),
+            description: String::new(),
+            replication_type: ReplicationType::Async,
+            primary_site: None,
+            secondary_site: None,
+            volume_type: None,
+            secondary_volume_type: None,
+        },
+    )
+    .await
+    .expect("second group");
     let (ia, ib) = (fx.world.site(SimSite::A), fx.world.site(SimSite::B));
-    fx.a
-        .create_policy(
-            &fx.ctx,
-            "batch-jobs-pg",
-            CreatePolicy {
-                primary_fa_url: ia.array_url.clone(),
-                primary_fa_api_token: SecretString::from(ia.array_token.clone()),
-                secondary_fa_url: ib.array_url.clone(),
-                secondary_fa_api_token: SecretString::from(ib.array_token.clone()),
-                pure_pg_name: None,
-                rpo_minutes: Some(5),
-                replication_interval_seconds: None,
-            },
-        )
-        .await
-        .expect("policy");
-    fx.a
-        .add_member(&fx.ctx, "batch-jobs-pg", other.servers[0].id.as_str())
+    fx.a.create_policy(
+        &fx.ctx,
+        "batch-jobs-pg",
+        CreatePolicy {
+            primary_fa_url: ia.array_url.clone(),
+            primary_fa_api_token: SecretString::from(ia.array_token.clone()),
+            secondary_fa_url: ib.array_url.clone(),
+            secondary_fa_api_token: SecretString::from(ib.array_token.clone()),
+            pure_pg_name: None,
+            rpo_minutes: Some(5),
+            replication_interval_seconds: None,
+        },
+    )
+    .await
+    .expect("policy");
+    fx.a.add_member(&fx.ctx, "batch-jobs-pg", other.servers[0].id.as_str())
         .await
         .expect("member");
     fx.let_time_pass(Duration::from_secs(600)).await;
 
     let first = fx.a.sync_volumes(&fx.ctx, PG).await.expect("sync starts");
-    let err = fx.a.sync_volumes(&fx.ctx, PG).await.expect_err("serialised");
+    let err =
+        fx.a.sync_volumes(&fx.ctx, PG)
+            .await
+            .expect_err("serialised");
     assert!(err.to_string().contains("in progress"), "{err}");
-    let other_op = fx.a.failover(&fx.ctx, "batch-jobs-pg", {
-        let mut r = fx.planned();
-        r.mappings = fx.mappings_a_to_b();
-        r
-    })
-    .await
-    .expect("another group runs concurrently");
+    let other_op =
+        fx.a.failover(&fx.ctx, "batch-jobs-pg", {
+            let mut r = fx.planned();
+            r.mappings = fx.mappings_a_to_b();
+            r
+        })
+        .await
+        .expect("another group runs concurrently");
     assert_completed(&fx.finish(&fx.a, first).await);
     assert_completed(&fx.finish(&fx.a, other_op).await);
     assert_eq!(fx.pg(SimSite::A).await.status, PgStatus::Active);
-    let batch = fx.a.get_protection_group(&fx.ctx, "batch-jobs-pg").await.expect("batch");
+    let batch =
+        fx.a.get_protection_group(&fx.ctx, "batch-jobs-pg")
+            .await
+            .expect("batch");
     assert_eq!(batch.status, PgStatus::FailedOver);
     fx.check().await;
 }
@@ -195,12 +260,18 @@ async fn a_flavor_mapping_boots_members_with_the_mapped_flavor() {
     let fx = Setup::new(seed(67)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
     let mut req = fx.planned();
-    req.mappings.flavors.insert("m1.small".into(), "m1.large".into());
+    req.mappings
+        .flavors
+        .insert("m1.small".into(), "m1.large".into());
     let op = fx.a.failover(&fx.ctx, PG, req).await.expect("failover");
     assert_completed(&fx.finish(&fx.a, op).await);
     let pg = fx.pg(SimSite::B).await;
     let compute = fx.world.compute(SimSite::B, &fx.ctx);
-    let large = fx.world.site(SimSite::B).flavor_id("m1.large").expect("flavor");
+    let large = fx
+        .world
+        .site(SimSite::B)
+        .flavor_id("m1.large")
+        .expect("flavor");
     for m in &pg.members {
         let s = compute.get_server(&m.instance_id).await.expect("server");
         assert_eq!(s.flavor_id, large);
@@ -208,13 +279,27 @@ async fn a_flavor_mapping_boots_members_with_the_mapped_flavor() {
     }
     // Failback defaults to the reverse of the failover's mappings: the original flavor
     // comes back (by name; ids differ between the sites).
-    let op = fx.b.failback(&fx.ctx, PG, fx.failback(true)).await.expect("failback");
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback");
     assert_completed(&fx.finish(&fx.b, op).await);
     let pg = fx.pg(SimSite::A).await;
     let compute = fx.world.compute(SimSite::A, &fx.ctx);
-    let small_a = fx.world.site(SimSite::A).flavor_id("m1.small").expect("flavor");
+    let small_a = fx
+        .world
+        .site(SimSite::A)
+        .flavor_id("m1.small")
+        .expect("flavor");
     for m in &pg.members {
-        assert_eq!(compute.get_server(&m.instance_id).await.expect("server").flavor_id, small_a);
+        assert_eq!(
+            compute
+                .get_server(&m.instance_id)
+                .await
+                .expect("server")
+                .flavor_id,
+            small_a
+        );
     }
 }
 

@@ -22,7 +22,14 @@ fn boundaries(t: OperationType) -> Vec<StepBoundary> {
 
 /// Starts an operation with a crash point installed, then restarts the engine over the
 /// same SQLite files and lets it resume. Returns the final record.
-async fn crash_and_resume<F, Fut>(fx: &Fx, dir: &std::path::Path, local: SimSite, kind: OperationType, boundary: StepBoundary, start: F) -> Operation
+async fn crash_and_resume<F, Fut>(
+    fx: &Fx,
+    dir: &std::path::Path,
+    local: SimSite,
+    kind: OperationType,
+    boundary: StepBoundary,
+    start: F,
+) -> Operation
 where
     F: FnOnce(Protector) -> Fut,
     Fut: std::future::Future<Output = Operation>,
@@ -42,7 +49,11 @@ where
     drop(guard);
     // A new process: fresh handles on the same files.
     let stores = DrStores::sqlite(dir).expect("reopen stores");
-    let restarted = fx.world.protector(local, &stores, config()).await.expect("restart");
+    let restarted = fx
+        .world
+        .protector(local, &stores, config())
+        .await
+        .expect("restart");
     let resumed = restarted.recover().await.expect("recover");
     assert_eq!(resumed, vec![op.id.clone()]);
     restarted.wait(&op.id).await.expect("resumed record")
@@ -72,17 +83,28 @@ async fn failover_resumes_after_a_crash_at_every_step_boundary() {
         let dir = tempfile::tempdir().expect("dir");
         let fx = sqlite_fixture(seed(500 + i as u64), dir.path()).await;
         let req = fx.planned();
-        let op = crash_and_resume(&fx, dir.path(), SimSite::A, OperationType::Failover, boundary, |p| {
-            let ctx = fx.ctx.clone();
-            async move { p.failover(&ctx, PG, req).await.expect("start") }
-        })
+        let op = crash_and_resume(
+            &fx,
+            dir.path(),
+            SimSite::A,
+            OperationType::Failover,
+            boundary,
+            |p| {
+                let ctx = fx.ctx.clone();
+                async move { p.failover(&ctx, PG, req).await.expect("start") }
+            },
+        )
         .await;
         assert_completed(&op);
         let pg = fx.pg(SimSite::B).await;
         assert_eq!(pg.status, PgStatus::FailedOver, "crash at {boundary:?}");
         assert_eq!(pg.failover_count, 1);
         for m in &pg.members {
-            assert_eq!(servers_named(&fx, SimSite::B, &m.instance_name).await, 1, "duplicate after {boundary:?}");
+            assert_eq!(
+                servers_named(&fx, SimSite::B, &m.instance_name).await,
+                1,
+                "duplicate after {boundary:?}"
+            );
         }
         fx.check().await;
     }
@@ -93,20 +115,34 @@ async fn failback_resumes_after_a_crash_at_every_step_boundary() {
     for (i, boundary) in boundaries(OperationType::Failback).into_iter().enumerate() {
         let dir = tempfile::tempdir().expect("dir");
         let fx = sqlite_fixture(seed(600 + i as u64), dir.path()).await;
-        let op = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect("failover");
+        let op =
+            fx.a.failover(&fx.ctx, PG, fx.planned())
+                .await
+                .expect("failover");
         assert_completed(&fx.finish(&fx.a, op).await);
         let req = fx.failback(true);
-        let op = crash_and_resume(&fx, dir.path(), SimSite::B, OperationType::Failback, boundary, |p| {
-            let ctx = fx.ctx.clone();
-            async move { p.failback(&ctx, PG, req).await.expect("start") }
-        })
+        let op = crash_and_resume(
+            &fx,
+            dir.path(),
+            SimSite::B,
+            OperationType::Failback,
+            boundary,
+            |p| {
+                let ctx = fx.ctx.clone();
+                async move { p.failback(&ctx, PG, req).await.expect("start") }
+            },
+        )
         .await;
         assert_completed(&op);
         let pg = fx.pg(SimSite::A).await;
         assert_eq!(pg.status, PgStatus::Active, "crash at {boundary:?}");
         assert_eq!(pg.failover_count, 2);
         for m in &pg.members {
-            assert_eq!(servers_named(&fx, SimSite::A, &m.instance_name).await, 1, "duplicate after {boundary:?}");
+            assert_eq!(
+                servers_named(&fx, SimSite::A, &m.instance_name).await,
+                1,
+                "duplicate after {boundary:?}"
+            );
         }
         fx.check().await;
     }
@@ -114,34 +150,62 @@ async fn failback_resumes_after_a_crash_at_every_step_boundary() {
 
 #[tokio::test(start_paused = true)]
 async fn test_failover_and_cleanup_resume_after_a_crash_at_every_step_boundary() {
-    for (i, boundary) in boundaries(OperationType::TestFailover).into_iter().enumerate() {
+    for (i, boundary) in boundaries(OperationType::TestFailover)
+        .into_iter()
+        .enumerate()
+    {
         let dir = tempfile::tempdir().expect("dir");
         let fx = sqlite_fixture(seed(700 + i as u64), dir.path()).await;
         let req = TestFailoverRequest {
             mappings: fx.mappings_a_to_b(),
         };
-        let op = crash_and_resume(&fx, dir.path(), SimSite::A, OperationType::TestFailover, boundary, |p| {
-            let ctx = fx.ctx.clone();
-            async move { p.test_failover(&ctx, PG, req).await.expect("start") }
-        })
+        let op = crash_and_resume(
+            &fx,
+            dir.path(),
+            SimSite::A,
+            OperationType::TestFailover,
+            boundary,
+            |p| {
+                let ctx = fx.ctx.clone();
+                async move { p.test_failover(&ctx, PG, req).await.expect("start") }
+            },
+        )
         .await;
         assert_completed(&op);
-        assert_eq!(op.result_data["instances_created"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            op.result_data["instances_created"].as_array().map(Vec::len),
+            Some(2)
+        );
         fx.check().await;
     }
-    for (i, boundary) in boundaries(OperationType::TestCleanup).into_iter().enumerate() {
+    for (i, boundary) in boundaries(OperationType::TestCleanup)
+        .into_iter()
+        .enumerate()
+    {
         let dir = tempfile::tempdir().expect("dir");
         let fx = sqlite_fixture(seed(800 + i as u64), dir.path()).await;
-        let op = fx
-            .a
-            .test_failover(&fx.ctx, PG, TestFailoverRequest { mappings: fx.mappings_a_to_b() })
+        let op =
+            fx.a.test_failover(
+                &fx.ctx,
+                PG,
+                TestFailoverRequest {
+                    mappings: fx.mappings_a_to_b(),
+                },
+            )
             .await
             .expect("drill");
         assert_completed(&fx.finish(&fx.a, op).await);
-        let op = crash_and_resume(&fx, dir.path(), SimSite::A, OperationType::TestCleanup, boundary, |p| {
-            let ctx = fx.ctx.clone();
-            async move { p.test_cleanup(&ctx, PG).await.expect("start") }
-        })
+        let op = crash_and_resume(
+            &fx,
+            dir.path(),
+            SimSite::A,
+            OperationType::TestCleanup,
+            boundary,
+            |p| {
+                let ctx = fx.ctx.clone();
+                async move { p.test_cleanup(&ctx, PG).await.expect("start") }
+            },
+        )
         .await;
         assert_completed(&op);
         assert!(fx.pg(SimSite::A).await.test_resources.is_none());
@@ -151,16 +215,30 @@ async fn test_failover_and_cleanup_resume_after_a_crash_at_every_step_boundary()
 
 #[tokio::test(start_paused = true)]
 async fn consistency_group_sync_resumes_after_a_crash_at_every_step_boundary() {
-    for (i, boundary) in boundaries(OperationType::SyncVolumes).into_iter().enumerate() {
+    for (i, boundary) in boundaries(OperationType::SyncVolumes)
+        .into_iter()
+        .enumerate()
+    {
         let dir = tempfile::tempdir().expect("dir");
         let fx = sqlite_fixture(seed(900 + i as u64), dir.path()).await;
-        let op = crash_and_resume(&fx, dir.path(), SimSite::A, OperationType::SyncVolumes, boundary, |p| {
-            let ctx = fx.ctx.clone();
-            async move { p.sync_volumes(&ctx, PG).await.expect("start") }
-        })
+        let op = crash_and_resume(
+            &fx,
+            dir.path(),
+            SimSite::A,
+            OperationType::SyncVolumes,
+            boundary,
+            |p| {
+                let ctx = fx.ctx.clone();
+                async move { p.sync_volumes(&ctx, PG).await.expect("start") }
+            },
+        )
         .await;
         assert_completed(&op);
-        assert!(op.result_data["replicated_snapshot"].is_string(), "{}", op.result_data);
+        assert!(
+            op.result_data["replicated_snapshot"].is_string(),
+            "{}",
+            op.result_data
+        );
         fx.check().await;
     }
 }
@@ -169,9 +247,10 @@ async fn consistency_group_sync_resumes_after_a_crash_at_every_step_boundary() {
 async fn an_operation_whose_group_vanished_is_failed_with_a_reason_on_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let fx = sqlite_fixture(seed(950), dir.path()).await;
-    let guard = fx
-        .world
-        .crash_at(OperationType::SyncVolumes, StepBoundary::Before(protector::core::progress::StepId::Prepare));
+    let guard = fx.world.crash_at(
+        OperationType::SyncVolumes,
+        StepBoundary::Before(protector::core::progress::StepId::Prepare),
+    );
     let op = fx.a.sync_volumes(&fx.ctx, PG).await.expect("start");
     fx.a.wait(&op.id).await.expect("crashed");
     drop(guard);
@@ -183,13 +262,16 @@ async fn an_operation_whose_group_vanished_is_failed_with_a_reason_on_restart() 
             .expect("delete");
     }
     let stores = DrStores::sqlite(dir.path()).expect("stores");
-    let restarted = fx.world.protector(SimSite::A, &stores, config()).await.expect("restart");
+    let restarted = fx
+        .world
+        .protector(SimSite::A, &stores, config())
+        .await
+        .expect("restart");
     restarted.recover().await.expect("recover");
     let op = restarted.wait(&op.id).await.expect("record");
     assert_eq!(op.status, OperationStatus::Failed);
-    assert!(
-        op.error_message
-            .unwrap_or_default()
-            .starts_with("Operation interrupted by protector-engine restart"),
-    );
+    assert!(op
+        .error_message
+        .unwrap_or_default()
+        .starts_with("Operation interrupted by protector-engine restart"),);
 }

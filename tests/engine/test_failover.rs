@@ -10,9 +10,8 @@ use protector::sim::SimSite;
 use super::fixture::{assert_completed, seed, Fx, Setup, PG};
 
 async fn drill(fx: &Fx) -> protector::core::model::Operation {
-    let op = fx
-        .a
-        .test_failover(
+    let op =
+        fx.a.test_failover(
             &fx.ctx,
             PG,
             TestFailoverRequest {
@@ -53,13 +52,24 @@ async fn test_failover_boots_clones_on_site_b_and_leaves_production_untouched() 
     let steps: Vec<&str> = op.steps_completed.iter().map(|s| s.as_str()).collect();
     assert_eq!(
         steps,
-        ["prepare", "validate_target", "get_snapshot", "clone_volumes", "recreate_instances", "finalize"]
+        [
+            "prepare",
+            "validate_target",
+            "get_snapshot",
+            "clone_volumes",
+            "recreate_instances",
+            "finalize"
+        ]
     );
-    let checks = op.result_data["health_checks"].as_array().expect("health checks");
+    let checks = op.result_data["health_checks"]
+        .as_array()
+        .expect("health checks");
     assert_eq!(checks.len(), 2);
     assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");
     assert!(op.result_data["rto_seconds"].as_i64().is_some());
-    let created = op.result_data["instances_created"].as_array().expect("instances");
+    let created = op.result_data["instances_created"]
+        .as_array()
+        .expect("instances");
     assert_eq!(created.len(), 2);
 
     // Production is untouched: the group is active on site A and its servers run.
@@ -70,7 +80,10 @@ async fn test_failover_boots_clones_on_site_b_and_leaves_production_untouched() 
     assert!(pg.test_resources.is_some());
     let compute_a = fx.world.compute(SimSite::A, &fx.ctx);
     for s in &fx.workload.servers {
-        assert_eq!(compute_a.get_server(&s.id).await.expect("prod").status, ServerStatus::Active);
+        assert_eq!(
+            compute_a.get_server(&s.id).await.expect("prod").status,
+            ServerStatus::Active
+        );
     }
     // The clones run on site B under test names.
     let compute_b = fx.world.compute(SimSite::B, &fx.ctx);
@@ -91,7 +104,10 @@ async fn test_cleanup_removes_every_test_resource_and_running_it_twice_is_fine()
     let fx = Setup::new(seed(22)).build().await;
     fx.let_time_pass(Duration::from_secs(400)).await;
     assert_completed(&drill(&fx).await);
-    let op = fx.a.test_cleanup(&fx.ctx, PG).await.expect("cleanup starts");
+    let op =
+        fx.a.test_cleanup(&fx.ctx, PG)
+            .await
+            .expect("cleanup starts");
     let op = fx.finish(&fx.a, op).await;
     assert_completed(&op);
     assert_eq!(op.result_data["servers_deleted"], 2);
@@ -101,7 +117,10 @@ async fn test_cleanup_removes_every_test_resource_and_running_it_twice_is_fine()
     assert!(fx.pg(SimSite::B).await.test_resources.is_none());
     fx.check().await;
 
-    let again = fx.a.test_cleanup(&fx.ctx, PG).await.expect("second cleanup starts");
+    let again =
+        fx.a.test_cleanup(&fx.ctx, PG)
+            .await
+            .expect("second cleanup starts");
     let again = fx.finish(&fx.a, again).await;
     assert_completed(&again);
     assert_eq!(again.result_data["servers_deleted"], 0);
@@ -115,7 +134,10 @@ async fn a_real_failover_is_refused_while_test_resources_exist() {
     let fx = Setup::new(seed(23)).build().await;
     fx.let_time_pass(Duration::from_secs(400)).await;
     assert_completed(&drill(&fx).await);
-    let err = fx.a.failover(&fx.ctx, PG, fx.planned()).await.expect_err("refused");
+    let err =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect_err("refused");
     assert!(err.to_string().contains("test-cleanup"), "{err}");
 }
 
@@ -132,7 +154,10 @@ async fn test_failover_without_a_replicated_snapshot_fails_with_the_documented_m
         msg.starts_with("Volume manage failed: no replicated snapshot found for volume "),
         "{msg}"
     );
-    assert!(msg.ends_with("on FlashArray array-b. Verify replication policy and RPO."), "{msg}");
+    assert!(
+        msg.ends_with("on FlashArray array-b. Verify replication policy and RPO."),
+        "{msg}"
+    );
     let pg = fx.pg(SimSite::A).await;
     assert_eq!(pg.status, PgStatus::Active);
     assert!(pg.test_resources.is_none());

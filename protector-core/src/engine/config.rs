@@ -152,7 +152,9 @@ impl EngineConfigBuilder {
             return Err(ConfigError("the rollback timeout must be positive".into()));
         }
         if self.config.replication_timeout.is_zero() {
-            return Err(ConfigError("the replication timeout must be positive".into()));
+            return Err(ConfigError(
+                "the replication timeout must be positive".into(),
+            ));
         }
         Ok(self.config)
     }

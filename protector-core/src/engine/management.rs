@@ -96,7 +96,13 @@ pub struct CreatePolicy {
 fn sanitize_array_name(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     out.truncate(63);
     out
@@ -118,8 +124,14 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden, unknown site, store errors.
-    pub async fn register_site(&self, ctx: &RequestContext, reg: &SiteRegistration) -> Result<crate::model::Site, Error> {
-        self.inner.policy.enforce(rules::SITES_CREATE, ctx, &Target::project(&ctx.project_id))?;
+    pub async fn register_site(
+        &self,
+        ctx: &RequestContext,
+        reg: &SiteRegistration,
+    ) -> Result<crate::model::Site, Error> {
+        self.inner
+            .policy
+            .enforce(rules::SITES_CREATE, ctx, &Target::project(&ctx.project_id))?;
         let mut site = self.site_by_ref(&reg.name)?.clone();
         site.description.clone_from(&reg.description);
         for rt in [&self.inner.local, &self.inner.peer] {
@@ -133,7 +145,9 @@ impl Protector {
     /// # Errors
     /// Forbidden, store errors.
     pub async fn list_sites(&self, ctx: &RequestContext) -> Result<Vec<crate::model::Site>, Error> {
-        self.inner.policy.enforce(rules::SITES_INDEX, ctx, &Target::project(&ctx.project_id))?;
+        self.inner
+            .policy
+            .enforce(rules::SITES_INDEX, ctx, &Target::project(&ctx.project_id))?;
         Ok(self.inner.local.metadata.list_sites().await?)
     }
 
@@ -141,8 +155,14 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden, not found.
-    pub async fn show_site(&self, ctx: &RequestContext, name_or_id: &str) -> Result<crate::model::Site, Error> {
-        self.inner.policy.enforce(rules::SITES_SHOW, ctx, &Target::project(&ctx.project_id))?;
+    pub async fn show_site(
+        &self,
+        ctx: &RequestContext,
+        name_or_id: &str,
+    ) -> Result<crate::model::Site, Error> {
+        self.inner
+            .policy
+            .enforce(rules::SITES_SHOW, ctx, &Target::project(&ctx.project_id))?;
         self.inner
             .local
             .metadata
@@ -161,8 +181,16 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden, unknown site. A failing check is not an error: it is in the report.
-    pub async fn validate_site(&self, ctx: &RequestContext, name_or_id: &str) -> Result<SiteValidation, Error> {
-        self.inner.policy.enforce(rules::SITES_VALIDATE, ctx, &Target::project(&ctx.project_id))?;
+    pub async fn validate_site(
+        &self,
+        ctx: &RequestContext,
+        name_or_id: &str,
+    ) -> Result<SiteValidation, Error> {
+        self.inner.policy.enforce(
+            rules::SITES_VALIDATE,
+            ctx,
+            &Target::project(&ctx.project_id),
+        )?;
         let site = self.site_by_ref(name_or_id)?.clone();
         let rt = self.runtime(&site.id)?;
         let mut checks = Vec::new();
@@ -178,30 +206,50 @@ impl Protector {
             });
         };
         let probe = rt.connector.probe().await;
-        push("keystone", probe.as_ref().map(|()| "authenticated".to_owned()).map_err(ToString::to_string));
+        push(
+            "keystone",
+            probe
+                .as_ref()
+                .map(|()| "authenticated".to_owned())
+                .map_err(ToString::to_string),
+        );
         let clients = match rt.connector.connect(ctx).await {
             Ok(c) => Some(c),
             Err(e) => {
                 push("nova", Err(e.to_string()));
                 push("cinder", Err(e.to_string()));
                 push("neutron", Err(e.to_string()));
-                push("replication volume types", Err("cinder not reachable".into()));
+                push(
+                    "replication volume types",
+                    Err("cinder not reachable".into()),
+                );
                 None
             }
         };
         if let Some(c) = clients {
             push(
                 "nova",
-                c.compute.list_flavors().await.map(|f| format!("{} flavors", f.len())).map_err(|e| e.to_string()),
+                c.compute
+                    .list_flavors()
+                    .await
+                    .map(|f| format!("{} flavors", f.len()))
+                    .map_err(|e| e.to_string()),
             );
             let types = c.block_storage.list_volume_types().await;
             push(
                 "cinder",
-                types.as_ref().map(|t| format!("{} volume types", t.len())).map_err(ToString::to_string),
+                types
+                    .as_ref()
+                    .map(|t| format!("{} volume types", t.len()))
+                    .map_err(ToString::to_string),
             );
             push(
                 "neutron",
-                c.networking.list_networks().await.map(|n| format!("{} networks", n.len())).map_err(|e| e.to_string()),
+                c.networking
+                    .list_networks()
+                    .await
+                    .map(|n| format!("{} networks", n.len()))
+                    .map_err(|e| e.to_string()),
             );
             push(
                 "replication volume types",
@@ -209,7 +257,9 @@ impl Protector {
                     Ok(t) => {
                         let names: Vec<String> = t
                             .iter()
-                            .filter_map(|t| t.replication_type().map(|r| format!("{} ({r})", t.name)))
+                            .filter_map(|t| {
+                                t.replication_type().map(|r| format!("{} ({r})", t.name))
+                            })
                             .collect();
                         if names.is_empty() {
                             Err("no volume type has replication_enabled='<is> True'".into())
@@ -248,9 +298,11 @@ impl Protector {
         ctx: &RequestContext,
         req: &CreateProtectionGroup,
     ) -> Result<ProtectionGroup, Error> {
-        self.inner
-            .policy
-            .enforce(rules::PROTECTION_GROUPS_CREATE, ctx, &Target::project(&ctx.project_id))?;
+        self.inner.policy.enforce(
+            rules::PROTECTION_GROUPS_CREATE,
+            ctx,
+            &Target::project(&ctx.project_id),
+        )?;
         if req.name.trim().is_empty() {
             return Err(Error::Invalid("a protection group needs a name".into()));
         }
@@ -263,12 +315,19 @@ impl Protector {
             None => self.inner.peer.site.id.clone(),
         };
         if primary == secondary {
-            return Err(Error::Invalid("the primary and secondary sites must differ".into()));
+            return Err(Error::Invalid(
+                "the primary and secondary sites must differ".into(),
+            ));
         }
         if !self.peer_reachable().await {
             return Err(Refusal::ModifyRemoteUnreachable.into());
         }
-        let existing = self.inner.local.metadata.list_protection_groups(Some(&ctx.project_id)).await?;
+        let existing = self
+            .inner
+            .local
+            .metadata
+            .list_protection_groups(Some(&ctx.project_id))
+            .await?;
         if existing.iter().any(|p| p.name == req.name) {
             return Err(Refusal::DuplicateName {
                 kind: "protection group".into(),
@@ -279,7 +338,10 @@ impl Protector {
         let id: ProtectionGroupId = self.inner.ids.next();
         let mut sites = BTreeMap::new();
         let mut created_groups = Vec::new();
-        for (site, wanted) in [(&primary, &req.volume_type), (&secondary, &req.secondary_volume_type)] {
+        for (site, wanted) in [
+            (&primary, &req.volume_type),
+            (&secondary, &req.secondary_volume_type),
+        ] {
             let clients = self.clients(site, ctx).await?;
             let types = clients.block_storage.list_volume_types().await?;
             let vt = match wanted {
@@ -320,7 +382,10 @@ impl Protector {
                 .block_storage
                 .create_group(&GroupCreate {
                     name: format!("protector-{}", req.name),
-                    description: Some(format!("consistency group of protection group {}", req.name)),
+                    description: Some(format!(
+                        "consistency group of protection group {}",
+                        req.name
+                    )),
                     group_type: "default".into(),
                     volume_types: vec![vt.id.clone()],
                 })
@@ -388,19 +453,37 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden, store errors.
-    pub async fn list_protection_groups(&self, ctx: &RequestContext) -> Result<Vec<ProtectionGroup>, Error> {
-        self.inner
-            .policy
-            .enforce(rules::PROTECTION_GROUPS_INDEX, ctx, &Target::project(&ctx.project_id))?;
-        let scope = if ctx.is_admin() { None } else { Some(&ctx.project_id) };
-        Ok(self.inner.local.metadata.list_protection_groups(scope).await?)
+    pub async fn list_protection_groups(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<ProtectionGroup>, Error> {
+        self.inner.policy.enforce(
+            rules::PROTECTION_GROUPS_INDEX,
+            ctx,
+            &Target::project(&ctx.project_id),
+        )?;
+        let scope = if ctx.is_admin() {
+            None
+        } else {
+            Some(&ctx.project_id)
+        };
+        Ok(self
+            .inner
+            .local
+            .metadata
+            .list_protection_groups(scope)
+            .await?)
     }
 
     /// One protection group by id or name.
     ///
     /// # Errors
     /// Not found (also for another tenant's group), forbidden.
-    pub async fn get_protection_group(&self, ctx: &RequestContext, id_or_name: &str) -> Result<ProtectionGroup, Error> {
+    pub async fn get_protection_group(
+        &self,
+        ctx: &RequestContext,
+        id_or_name: &str,
+    ) -> Result<ProtectionGroup, Error> {
         let pg = self.find_pg(ctx, id_or_name).await?;
         self.authorize(rules::PROTECTION_GROUPS_SHOW, ctx, &pg)?;
         Ok(pg)
@@ -411,7 +494,11 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden; not `active`; test resources exist; peer unreachable.
-    pub async fn delete_protection_group(&self, ctx: &RequestContext, id_or_name: &str) -> Result<(), Error> {
+    pub async fn delete_protection_group(
+        &self,
+        ctx: &RequestContext,
+        id_or_name: &str,
+    ) -> Result<(), Error> {
         let pg = self.find_pg(ctx, id_or_name).await?;
         self.authorize(rules::PROTECTION_GROUPS_DELETE, ctx, &pg)?;
         if pg.status != PgStatus::Active || pg.has_test_resources() {
@@ -426,7 +513,10 @@ impl Protector {
         if let Some(policy) = self.inner.local.metadata.get_policy(&pg.id).await? {
             let driver = self.inner.storage.driver(&policy)?;
             driver
-                .delete_replication_group(&ReplicationGroupSpec::from_policy(&policy, pg.replication_type))
+                .delete_replication_group(&ReplicationGroupSpec::from_policy(
+                    &policy,
+                    pg.replication_type,
+                ))
                 .await?;
         }
         for (site, binding) in &pg.sites {
@@ -436,7 +526,9 @@ impl Protector {
                 // volumes out first; they stay as plain volumes.
                 match c.block_storage.get_group(gid).await {
                     Ok(group) if !group.volumes.is_empty() => {
-                        c.block_storage.update_group(gid, &[], &group.volumes).await?;
+                        c.block_storage
+                            .update_group(gid, &[], &group.volumes)
+                            .await?;
                     }
                     Ok(_) => {}
                     Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => continue,
@@ -449,12 +541,23 @@ impl Protector {
                 }
             }
         }
-        self.inner.peer.metadata.delete_protection_group(&pg.id).await?;
-        self.inner.local.metadata.delete_protection_group(&pg.id).await?;
+        self.inner
+            .peer
+            .metadata
+            .delete_protection_group(&pg.id)
+            .await?;
+        self.inner
+            .local
+            .metadata
+            .delete_protection_group(&pg.id)
+            .await?;
         Ok(())
     }
 
-    pub(crate) async fn ensure_no_running_operation(&self, pg: &ProtectionGroup) -> Result<(), Error> {
+    pub(crate) async fn ensure_no_running_operation(
+        &self,
+        pg: &ProtectionGroup,
+    ) -> Result<(), Error> {
         match self.has_unfinished(&pg.id).await? {
             Some(op) => Err(Refusal::OperationInProgress {
                 pg: pg.name.clone(),
@@ -471,13 +574,21 @@ impl Protector {
     /// # Errors
     /// Forbidden; wrong status; peer unreachable; an ineligible volume (named with its
     /// type); the server already a member.
-    pub async fn add_member(&self, ctx: &RequestContext, pg_ref: &str, server: &str) -> Result<Member, Error> {
+    pub async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        server: &str,
+    ) -> Result<Member, Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::MEMBERS_CREATE, ctx, &pg)?;
         // Peer reachability and agreement come first: after an unplanned failover the
         // documented answer is "remote site unreachable" until sync-force.
         self.ensure_modifiable(&pg).await?;
-        if !matches!(pg.status, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) {
+        if !matches!(
+            pg.status,
+            PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial
+        ) {
             return Err(Refusal::Busy {
                 pg: pg.name.clone(),
                 status: pg.status.to_string(),
@@ -487,14 +598,24 @@ impl Protector {
         let site = pg.current_primary_site_id.clone();
         let clients = self.clients(&site, ctx).await?;
         let srv = self.find_server(&clients, server).await?;
-        let all_pgs = self.inner.local.metadata.list_protection_groups(None).await?;
+        let all_pgs = self
+            .inner
+            .local
+            .metadata
+            .list_protection_groups(None)
+            .await?;
         if all_pgs
             .iter()
             .any(|p| p.members.iter().any(|m| m.instance_id == srv.id))
         {
-            return Err(Refusal::AlreadyMember { server: srv.name.clone() }.into());
+            return Err(Refusal::AlreadyMember {
+                server: srv.name.clone(),
+            }
+            .into());
         }
-        let volumes = self.capture_volumes(&clients, &pg, &srv.volumes_attached).await?;
+        let volumes = self
+            .capture_volumes(&clients, &pg, &srv.volumes_attached)
+            .await?;
         let member = Member {
             id: self.inner.ids.next(),
             instance_id: srv.id.clone(),
@@ -520,7 +641,8 @@ impl Protector {
             volumes,
             created_at: self.inner.clock.now(),
         };
-        self.attach_member_volumes(ctx, &pg, &member.volumes, true).await?;
+        self.attach_member_volumes(ctx, &pg, &member.volumes, true)
+            .await?;
         pg.members.push(member.clone());
         pg.version += 1;
         pg.updated_at = self.inner.clock.now();
@@ -528,7 +650,11 @@ impl Protector {
         Ok(member)
     }
 
-    async fn find_server(&self, clients: &SiteClients, server: &str) -> Result<crate::ports::Server, Error> {
+    async fn find_server(
+        &self,
+        clients: &SiteClients,
+        server: &str,
+    ) -> Result<crate::ports::Server, Error> {
         match clients.compute.get_server(&ServerId::new(server)).await {
             Ok(s) => return Ok(s),
             Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => {}
@@ -547,7 +673,9 @@ impl Protector {
                 name: server.to_owned(),
             }),
             1 => Ok(found.remove(0)),
-            _ => Err(Error::Invalid(format!("more than one server is named {server}; use its id"))),
+            _ => Err(Error::Invalid(format!(
+                "more than one server is named {server}; use its id"
+            ))),
         }
     }
 
@@ -563,12 +691,18 @@ impl Protector {
         for (i, vid) in ids.iter().enumerate() {
             let v = clients.block_storage.get_volume(vid).await?;
             let type_name = v.volume_type.clone().unwrap_or_default();
-            let vt = types.iter().find(|t| t.name == type_name || t.id.as_str() == type_name);
+            let vt = types
+                .iter()
+                .find(|t| t.name == type_name || t.id.as_str() == type_name);
             match vt.and_then(crate::ports::VolumeType::replication_type) {
                 None => {
                     return Err(Refusal::VolumeNotReplicated {
                         volume: v.id.to_string(),
-                        volume_type: if type_name.is_empty() { "(none)".into() } else { type_name },
+                        volume_type: if type_name.is_empty() {
+                            "(none)".into()
+                        } else {
+                            type_name
+                        },
                     }
                     .into())
                 }
@@ -627,7 +761,11 @@ impl Protector {
             return Ok(());
         }
         let site = &pg.current_primary_site_id;
-        if let Some(gid) = pg.sites.get(site).and_then(|b| b.consistency_group_id.clone()) {
+        if let Some(gid) = pg
+            .sites
+            .get(site)
+            .and_then(|b| b.consistency_group_id.clone())
+        {
             let clients = self.clients(site, ctx).await?;
             let ids: Vec<_> = volumes.iter().map(|v| v.volume_id.clone()).collect();
             if add {
@@ -640,7 +778,10 @@ impl Protector {
             let driver = self.inner.storage.driver(&policy)?;
             let spec = ReplicationGroupSpec::from_policy(&policy, pg.replication_type);
             let source = self.side_of(pg, site);
-            let names: Vec<String> = volumes.iter().map(|v| v.array_volume_name.clone()).collect();
+            let names: Vec<String> = volumes
+                .iter()
+                .map(|v| v.array_volume_name.clone())
+                .collect();
             if add {
                 driver.ensure_replication_group(&spec, source).await?;
                 driver.add_volumes(&spec, source, &names).await?;
@@ -664,13 +805,21 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden; wrong status; peer unreachable; not a member.
-    pub async fn remove_member(&self, ctx: &RequestContext, pg_ref: &str, server: &str) -> Result<(), Error> {
+    pub async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        server: &str,
+    ) -> Result<(), Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::MEMBERS_DELETE, ctx, &pg)?;
         // Peer reachability and agreement come first: after an unplanned failover the
         // documented answer is "remote site unreachable" until sync-force.
         self.ensure_modifiable(&pg).await?;
-        if !matches!(pg.status, PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial) {
+        if !matches!(
+            pg.status,
+            PgStatus::Active | PgStatus::FailedOver | PgStatus::FailedOverPartial
+        ) {
             return Err(Refusal::Busy {
                 pg: pg.name.clone(),
                 status: pg.status.to_string(),
@@ -680,10 +829,17 @@ impl Protector {
         let pos = pg
             .members
             .iter()
-            .position(|m| m.instance_id.as_str() == server || m.instance_name == server || m.id.as_str() == server)
-            .ok_or_else(|| Refusal::NotAMember { server: server.to_owned() })?;
+            .position(|m| {
+                m.instance_id.as_str() == server
+                    || m.instance_name == server
+                    || m.id.as_str() == server
+            })
+            .ok_or_else(|| Refusal::NotAMember {
+                server: server.to_owned(),
+            })?;
         let member = pg.members.remove(pos);
-        self.attach_member_volumes(ctx, &pg, &member.volumes, false).await?;
+        self.attach_member_volumes(ctx, &pg, &member.volumes, false)
+            .await?;
         pg.version += 1;
         pg.updated_at = self.inner.clock.now();
         self.save_pg(&pg).await?;
@@ -695,7 +851,12 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden; peer unreachable; invalid values; array errors.
-    pub async fn create_policy(&self, ctx: &RequestContext, pg_ref: &str, req: CreatePolicy) -> Result<MaskedPolicy, Error> {
+    pub async fn create_policy(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        req: CreatePolicy,
+    ) -> Result<MaskedPolicy, Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::POLICIES_CREATE, ctx, &pg)?;
         self.ensure_modifiable(&pg).await?;
@@ -703,9 +864,14 @@ impl Protector {
         if rpo == 0 {
             return Err(Error::Invalid("rpo_minutes must be at least 1".into()));
         }
-        for (what, url) in [("primary_fa_url", &req.primary_fa_url), ("secondary_fa_url", &req.secondary_fa_url)] {
+        for (what, url) in [
+            ("primary_fa_url", &req.primary_fa_url),
+            ("secondary_fa_url", &req.secondary_fa_url),
+        ] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(Error::Invalid(format!("{what} must be an http(s) URL, got '{url}'")));
+                return Err(Error::Invalid(format!(
+                    "{what} must be an http(s) URL, got '{url}'"
+                )));
             }
         }
         let now = self.inner.clock.now();
@@ -726,7 +892,9 @@ impl Protector {
             updated_at: now,
         };
         if policy.replication_interval_seconds == 0 {
-            return Err(Error::Invalid("the replication interval must be positive".into()));
+            return Err(Error::Invalid(
+                "the replication interval must be positive".into(),
+            ));
         }
         let driver = self.inner.storage.driver(&policy)?;
         let spec = ReplicationGroupSpec::from_policy(&policy, pg.replication_type);
@@ -754,7 +922,11 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden; no policy.
-    pub async fn show_policy(&self, ctx: &RequestContext, pg_ref: &str) -> Result<MaskedPolicy, Error> {
+    pub async fn show_policy(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+    ) -> Result<MaskedPolicy, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::POLICIES_SHOW, ctx, &pg)?;
         self.inner
@@ -763,7 +935,12 @@ impl Protector {
             .get_policy(&pg.id)
             .await?
             .map(|p| p.masked())
-            .ok_or_else(|| Refusal::NoPolicy { pg: pg.name.clone() }.into())
+            .ok_or_else(|| {
+                Refusal::NoPolicy {
+                    pg: pg.name.clone(),
+                }
+                .into()
+            })
     }
 
     /// Stores mappings for the direction `source` → `target` (site names or ids).
@@ -799,15 +976,27 @@ impl Protector {
     ///
     /// # Errors
     /// Forbidden; not found.
-    pub async fn sync_status(&self, ctx: &RequestContext, pg_ref: &str) -> Result<SyncStatus, Error> {
+    pub async fn sync_status(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+    ) -> Result<SyncStatus, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_SYNC_STATUS, ctx, &pg)?;
         let state = self.inner.local.metadata.get_sync_state(&pg.id).await?;
         let reachable = self.peer_reachable().await;
         let (remote_version, status) = if !reachable {
-            (state.as_ref().and_then(|s| s.remote_version), SyncStatusValue::Unreachable)
+            (
+                state.as_ref().and_then(|s| s.remote_version),
+                SyncStatusValue::Unreachable,
+            )
         } else {
-            let remote = self.inner.peer.metadata.get_protection_group(&pg.id).await?;
+            let remote = self
+                .inner
+                .peer
+                .metadata
+                .get_protection_group(&pg.id)
+                .await?;
             let rv = remote.map(|r| r.version);
             let status = match (&state, rv) {
                 (Some(s), _) if s.status == SyncStatusValue::Failed => SyncStatusValue::Failed,
@@ -833,14 +1022,23 @@ impl Protector {
     /// # Errors
     /// Forbidden; the peer still unreachable (`Cannot modify protection group - remote
     /// site unreachable`).
-    pub async fn sync_force(&self, ctx: &RequestContext, pg_ref: &str) -> Result<SyncStatus, Error> {
+    pub async fn sync_force(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+    ) -> Result<SyncStatus, Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_SYNC_FORCE, ctx, &pg)?;
         if !self.peer_reachable().await {
             return Err(Refusal::ModifyRemoteUnreachable.into());
         }
         self.fence_stale_servers(ctx, &pg).await?;
-        let remote = self.inner.peer.metadata.get_protection_group(&pg.id).await?;
+        let remote = self
+            .inner
+            .peer
+            .metadata
+            .get_protection_group(&pg.id)
+            .await?;
         // The pushed copy must be newer than anything the peer holds.
         let floor = remote.map_or(0, |r| r.version);
         if pg.version <= floor {
@@ -879,7 +1077,11 @@ impl Protector {
 
     /// Stops servers an unplanned failover left behind on a site that has come back, so
     /// the old copies never run beside the recovered ones.
-    async fn fence_stale_servers(&self, ctx: &RequestContext, pg: &ProtectionGroup) -> Result<(), Error> {
+    async fn fence_stale_servers(
+        &self,
+        ctx: &RequestContext,
+        pg: &ProtectionGroup,
+    ) -> Result<(), Error> {
         for (site, stale) in &pg.stale {
             if site == &pg.current_primary_site_id || stale.servers.is_empty() {
                 continue;
@@ -891,7 +1093,11 @@ impl Protector {
                         clients.compute.stop_server(id).await?;
                         clients
                             .compute
-                            .wait_for_status(id, crate::ports::ServerStatus::Shutoff, &self.inner.config.server_wait)
+                            .wait_for_status(
+                                id,
+                                crate::ports::ServerStatus::Shutoff,
+                                &self.inner.config.server_wait,
+                            )
                             .await?;
                     }
                     Ok(_) => {}
@@ -904,7 +1110,10 @@ impl Protector {
     }
 
     /// Whether an operation of the group is unfinished on the local site.
-    pub(crate) async fn has_unfinished(&self, pg: &ProtectionGroupId) -> Result<Option<crate::model::Operation>, Error> {
+    pub(crate) async fn has_unfinished(
+        &self,
+        pg: &ProtectionGroupId,
+    ) -> Result<Option<crate::model::Operation>, Error> {
         let ops = self
             .inner
             .local

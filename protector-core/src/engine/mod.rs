@@ -39,7 +39,7 @@ pub mod events;
 pub use events::ProgressEvent;
 mod management;
 pub use management::{
-    CreateProtectionGroup, CreatePolicy, SiteCheck, SiteRegistration, SiteValidation,
+    CreatePolicy, CreateProtectionGroup, SiteCheck, SiteRegistration, SiteValidation,
 };
 mod operations;
 pub use operations::{FailbackRequest, FailoverRequest, TestFailoverRequest};
@@ -61,7 +61,9 @@ use crate::model::{
     Operation, OperationFilter, PgRef, ProtectionGroup, Site, SyncState, SyncStatusValue,
 };
 use crate::policy::{rules, PolicyEngine, Target};
-use crate::ports::{HookVerdict, SiteClients, SiteConnector, StepBoundary, StepHook, StorageDriverFactory};
+use crate::ports::{
+    HookVerdict, SiteClients, SiteConnector, StepBoundary, StepHook, StorageDriverFactory,
+};
 use crate::store::{MetadataStore, OperationStore};
 
 /// One site as the engine reaches it: its record, connector and stores.
@@ -195,7 +197,9 @@ impl ProtectorBuilder {
                 "protector builder: the local and peer sites must differ".into(),
             ));
         }
-        let storage = self.storage.ok_or_else(|| missing("a storage driver factory"))?;
+        let storage = self
+            .storage
+            .ok_or_else(|| missing("a storage driver factory"))?;
         let clock = self.clock.ok_or_else(|| missing("a clock"))?;
         let ids = self.ids.ok_or_else(|| missing("an id generator"))?;
         for rt in [&local, &peer] {
@@ -281,9 +285,11 @@ impl Protector {
         ctx: &RequestContext,
         filter: &OperationFilter,
     ) -> Result<Vec<Operation>, Error> {
-        self.inner
-            .policy
-            .enforce(rules::OPERATIONS_INDEX, ctx, &Target::project(&ctx.project_id))?;
+        self.inner.policy.enforce(
+            rules::OPERATIONS_INDEX,
+            ctx,
+            &Target::project(&ctx.project_id),
+        )?;
         let mut f = filter.clone();
         if !ctx.is_admin() {
             f.project_id = Some(ctx.project_id.clone());
@@ -305,7 +311,11 @@ impl Protector {
     /// # Errors
     /// [`Error::NotFound`] when unknown; [`Error::Forbidden`] when it belongs to another
     /// project and the policy denies.
-    pub async fn get_operation(&self, ctx: &RequestContext, id: &OperationId) -> Result<Operation, Error> {
+    pub async fn get_operation(
+        &self,
+        ctx: &RequestContext,
+        id: &OperationId,
+    ) -> Result<Operation, Error> {
         let op = self
             .inner
             .local
@@ -316,9 +326,11 @@ impl Protector {
                 kind: "operation",
                 name: id.to_string(),
             })?;
-        self.inner
-            .policy
-            .enforce(rules::OPERATIONS_SHOW, ctx, &Target::project(&op.project_id))?;
+        self.inner.policy.enforce(
+            rules::OPERATIONS_SHOW,
+            ctx,
+            &Target::project(&op.project_id),
+        )?;
         Ok(op)
     }
 
@@ -350,12 +362,20 @@ impl Protector {
         }
     }
 
-    pub(crate) async fn clients(&self, site: &SiteId, ctx: &RequestContext) -> Result<SiteClients, Error> {
+    pub(crate) async fn clients(
+        &self,
+        site: &SiteId,
+        ctx: &RequestContext,
+    ) -> Result<SiteClients, Error> {
         Ok(self.runtime(site)?.connector.connect(ctx).await?)
     }
 
     /// Finds a group by id or name in the caller's view of the local store.
-    pub(crate) async fn find_pg(&self, ctx: &RequestContext, id_or_name: &str) -> Result<ProtectionGroup, Error> {
+    pub(crate) async fn find_pg(
+        &self,
+        ctx: &RequestContext,
+        id_or_name: &str,
+    ) -> Result<ProtectionGroup, Error> {
         let store = &self.inner.local.metadata;
         let not_found = || Error::NotFound {
             kind: "protection group",
@@ -369,12 +389,18 @@ impl Protector {
                 return Ok(pg);
             }
             // Another tenant's group: the policy decides (admin_or_owner denies).
-            self.inner
-                .policy
-                .enforce(rules::PROTECTION_GROUPS_SHOW, ctx, &Target::project(&pg.project_id))?;
+            self.inner.policy.enforce(
+                rules::PROTECTION_GROUPS_SHOW,
+                ctx,
+                &Target::project(&pg.project_id),
+            )?;
             return Ok(pg);
         }
-        let scope = if ctx.is_admin() { None } else { Some(&ctx.project_id) };
+        let scope = if ctx.is_admin() {
+            None
+        } else {
+            Some(&ctx.project_id)
+        };
         let mut matches: Vec<ProtectionGroup> = store
             .list_protection_groups(scope)
             .await?
@@ -393,8 +419,15 @@ impl Protector {
         matches.pop().ok_or_else(not_found)
     }
 
-    pub(crate) fn authorize(&self, rule: &str, ctx: &RequestContext, pg: &ProtectionGroup) -> Result<(), Error> {
-        self.inner.policy.enforce(rule, ctx, &Target::project(&pg.project_id))
+    pub(crate) fn authorize(
+        &self,
+        rule: &str,
+        ctx: &RequestContext,
+        pg: &ProtectionGroup,
+    ) -> Result<(), Error> {
+        self.inner
+            .policy
+            .enforce(rule, ctx, &Target::project(&pg.project_id))
     }
 
     /// Whether the peer answers.
@@ -409,11 +442,19 @@ impl Protector {
             return Err(Refusal::ModifyRemoteUnreachable.into());
         }
         if let Some(state) = self.inner.local.metadata.get_sync_state(&pg.id).await? {
-            if matches!(state.status, SyncStatusValue::Unreachable | SyncStatusValue::Failed) {
+            if matches!(
+                state.status,
+                SyncStatusValue::Unreachable | SyncStatusValue::Failed
+            ) {
                 return Err(Refusal::ModifyRemoteUnreachable.into());
             }
         }
-        let remote = self.inner.peer.metadata.get_protection_group(&pg.id).await?;
+        let remote = self
+            .inner
+            .peer
+            .metadata
+            .get_protection_group(&pg.id)
+            .await?;
         match remote {
             Some(r) if r.version == pg.version => Ok(()),
             other => Err(Refusal::OutOfSync {
@@ -449,9 +490,12 @@ impl Protector {
         };
         let previous = self.inner.local.metadata.get_sync_state(&pg.id).await?;
         // Once unreachable or failed, the state stays so until a forced sync.
-        let sticky = previous
-            .as_ref()
-            .is_some_and(|s| matches!(s.status, SyncStatusValue::Unreachable | SyncStatusValue::Failed));
+        let sticky = previous.as_ref().is_some_and(|s| {
+            matches!(
+                s.status,
+                SyncStatusValue::Unreachable | SyncStatusValue::Failed
+            )
+        });
         let state = if sticky && status == SyncStatusValue::InSync {
             SyncState {
                 last_sync_at: Some(now),

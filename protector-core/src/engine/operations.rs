@@ -53,7 +53,12 @@ impl Protector {
     ///
     /// # Errors
     /// The refusal, or forbidden / not found.
-    pub async fn failover(&self, ctx: &RequestContext, pg_ref: &str, req: FailoverRequest) -> Result<Operation, Error> {
+    pub async fn failover(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        req: FailoverRequest,
+    ) -> Result<Operation, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_FAILOVER, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::Failover, req.force)?;
@@ -76,7 +81,9 @@ impl Protector {
                 self.inner.local.connector.probe().await?;
             }
         }
-        let mappings = pg.stored_mappings(&source, &target).overlaid_with(&req.mappings);
+        let mappings = pg
+            .stored_mappings(&source, &target)
+            .overlaid_with(&req.mappings);
         self.common_preflight(ctx, &pg, &target, &mappings).await?;
         let params = OperationParameters {
             mappings,
@@ -84,8 +91,16 @@ impl Protector {
             reverse_replication: false,
             requested_by: Some(ctx.clone()),
         };
-        self.start(ctx, &pg, OperationType::Failover, Some(req.failover_type), source, target, params)
-            .await
+        self.start(
+            ctx,
+            &pg,
+            OperationType::Failover,
+            Some(req.failover_type),
+            source,
+            target,
+            params,
+        )
+        .await
     }
 
     /// Starts a failback of a failed-over group to its original primary.
@@ -94,7 +109,12 @@ impl Protector {
     /// "Protection Group is not in failed_over state" unless `failed_over` /
     /// `failed_over_partial` (or `error` with `force`); `remote site unreachable`; out of
     /// sync; no policy; unmapped networks.
-    pub async fn failback(&self, ctx: &RequestContext, pg_ref: &str, req: FailbackRequest) -> Result<Operation, Error> {
+    pub async fn failback(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        req: FailbackRequest,
+    ) -> Result<Operation, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_FAILBACK, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::Failback, req.force)?;
@@ -117,8 +137,16 @@ impl Protector {
             reverse_replication: req.reverse_replication,
             requested_by: Some(ctx.clone()),
         };
-        self.start(ctx, &pg, OperationType::Failback, Some(FailoverType::Planned), source, target, params)
-            .await
+        self.start(
+            ctx,
+            &pg,
+            OperationType::Failback,
+            Some(FailoverType::Planned),
+            source,
+            target,
+            params,
+        )
+        .await
     }
 
     /// Starts a test failover: clones of the newest replicated snapshots booted on the
@@ -127,7 +155,12 @@ impl Protector {
     /// # Errors
     /// Not `active`; no members; test resources already exist; target unreachable; out
     /// of sync; no policy; unmapped networks.
-    pub async fn test_failover(&self, ctx: &RequestContext, pg_ref: &str, req: TestFailoverRequest) -> Result<Operation, Error> {
+    pub async fn test_failover(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        req: TestFailoverRequest,
+    ) -> Result<Operation, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_TEST_FAILOVER, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::TestFailover, false)?;
@@ -135,7 +168,9 @@ impl Protector {
         let target = pg.current_target_site_id().clone();
         self.ensure_both_reachable().await?;
         self.ensure_in_sync(&pg).await?;
-        let mappings = pg.stored_mappings(&source, &target).overlaid_with(&req.mappings);
+        let mappings = pg
+            .stored_mappings(&source, &target)
+            .overlaid_with(&req.mappings);
         self.common_preflight(ctx, &pg, &target, &mappings).await?;
         let params = OperationParameters {
             mappings,
@@ -143,8 +178,16 @@ impl Protector {
             reverse_replication: false,
             requested_by: Some(ctx.clone()),
         };
-        self.start(ctx, &pg, OperationType::TestFailover, None, source, target, params)
-            .await
+        self.start(
+            ctx,
+            &pg,
+            OperationType::TestFailover,
+            None,
+            source,
+            target,
+            params,
+        )
+        .await
     }
 
     /// Starts a test cleanup: removes everything the group's test failover created.
@@ -152,7 +195,11 @@ impl Protector {
     ///
     /// # Errors
     /// Not `active`; another operation unfinished; the test site unreachable.
-    pub async fn test_cleanup(&self, ctx: &RequestContext, pg_ref: &str) -> Result<Operation, Error> {
+    pub async fn test_cleanup(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+    ) -> Result<Operation, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_TEST_CLEANUP, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::TestCleanup, false)?;
@@ -167,8 +214,16 @@ impl Protector {
             requested_by: Some(ctx.clone()),
             ..OperationParameters::default()
         };
-        self.start(ctx, &pg, OperationType::TestCleanup, None, source, target, params)
-            .await
+        self.start(
+            ctx,
+            &pg,
+            OperationType::TestCleanup,
+            None,
+            source,
+            target,
+            params,
+        )
+        .await
     }
 
     /// Starts a consistency-group sync (`sync_volumes`): reconciles the volumes attached
@@ -176,13 +231,27 @@ impl Protector {
     ///
     /// # Errors
     /// Wrong status; peer unreachable or out of sync; no policy.
-    pub async fn sync_volumes(&self, ctx: &RequestContext, pg_ref: &str) -> Result<Operation, Error> {
+    pub async fn sync_volumes(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+    ) -> Result<Operation, Error> {
         let pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_SYNC_VOLUMES, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::SyncVolumes, false)?;
         self.ensure_modifiable(&pg).await?;
-        if self.inner.local.metadata.get_policy(&pg.id).await?.is_none() {
-            return Err(Refusal::NoPolicy { pg: pg.name.clone() }.into());
+        if self
+            .inner
+            .local
+            .metadata
+            .get_policy(&pg.id)
+            .await?
+            .is_none()
+        {
+            return Err(Refusal::NoPolicy {
+                pg: pg.name.clone(),
+            }
+            .into());
         }
         let source = pg.current_primary_site_id.clone();
         let target = pg.current_target_site_id().clone();
@@ -190,8 +259,16 @@ impl Protector {
             requested_by: Some(ctx.clone()),
             ..OperationParameters::default()
         };
-        self.start(ctx, &pg, OperationType::SyncVolumes, None, source, target, params)
-            .await
+        self.start(
+            ctx,
+            &pg,
+            OperationType::SyncVolumes,
+            None,
+            source,
+            target,
+            params,
+        )
+        .await
     }
 
     async fn ensure_both_reachable(&self) -> Result<(), Error> {
@@ -207,7 +284,10 @@ impl Protector {
         if let Some(state) = self.inner.local.metadata.get_sync_state(&pg.id).await? {
             match state.status {
                 SyncStatusValue::Failed => {
-                    return Err(Refusal::SyncFailed { pg: pg.name.clone() }.into())
+                    return Err(Refusal::SyncFailed {
+                        pg: pg.name.clone(),
+                    }
+                    .into())
                 }
                 SyncStatusValue::Unreachable => {
                     return Err(Refusal::OutOfSync {
@@ -220,7 +300,12 @@ impl Protector {
                 _ => {}
             }
         }
-        let remote = self.inner.peer.metadata.get_protection_group(&pg.id).await?;
+        let remote = self
+            .inner
+            .peer
+            .metadata
+            .get_protection_group(&pg.id)
+            .await?;
         match remote {
             Some(r) if r.version == pg.version => Ok(()),
             other => Err(Refusal::OutOfSync {
@@ -241,13 +326,29 @@ impl Protector {
         mappings: &ResourceMappings,
     ) -> Result<(), Error> {
         if pg.has_test_resources() {
-            return Err(Refusal::TestResourcesExist { pg: pg.name.clone() }.into());
+            return Err(Refusal::TestResourcesExist {
+                pg: pg.name.clone(),
+            }
+            .into());
         }
         if pg.members.is_empty() {
-            return Err(Refusal::NoMembers { pg: pg.name.clone() }.into());
+            return Err(Refusal::NoMembers {
+                pg: pg.name.clone(),
+            }
+            .into());
         }
-        if self.inner.local.metadata.get_policy(&pg.id).await?.is_none() {
-            return Err(Refusal::NoPolicy { pg: pg.name.clone() }.into());
+        if self
+            .inner
+            .local
+            .metadata
+            .get_policy(&pg.id)
+            .await?
+            .is_none()
+        {
+            return Err(Refusal::NoPolicy {
+                pg: pg.name.clone(),
+            }
+            .into());
         }
         self.ensure_no_running_operation(pg).await?;
         let clients = self.clients(target, ctx).await?;
@@ -256,10 +357,10 @@ impl Protector {
                 let mapped = mapped_network(mappings, net);
                 let Some(dst) = mapped else {
                     return Err(Refusal::NoNetworkMapping {
-                        network: net
-                            .network_name
-                            .as_ref()
-                            .map_or_else(|| net.network_id.to_string(), |n| format!("{} ({n})", net.network_id)),
+                        network: net.network_name.as_ref().map_or_else(
+                            || net.network_id.to_string(),
+                            |n| format!("{} ({n})", net.network_id),
+                        ),
                     }
                     .into());
                 };
@@ -269,7 +370,10 @@ impl Protector {
         let flavors = clients.compute.list_flavors().await?;
         for member in &pg.members {
             let wanted = mapped_flavor(mappings, member);
-            if !flavors.iter().any(|f| f.id.as_str() == wanted || f.name == wanted) {
+            if !flavors
+                .iter()
+                .any(|f| f.id.as_str() == wanted || f.name == wanted)
+            {
                 return Err(Refusal::NoFlavorMapping {
                     flavor: member
                         .flavor_name
@@ -318,11 +422,18 @@ impl Protector {
 }
 
 /// The target network a member network maps to (by id, then by name).
-pub(crate) fn mapped_network(mappings: &ResourceMappings, net: &crate::model::MemberNetwork) -> Option<String> {
+pub(crate) fn mapped_network(
+    mappings: &ResourceMappings,
+    net: &crate::model::MemberNetwork,
+) -> Option<String> {
     mappings
         .networks
         .get(net.network_id.as_str())
-        .or_else(|| net.network_name.as_ref().and_then(|n| mappings.networks.get(n)))
+        .or_else(|| {
+            net.network_name
+                .as_ref()
+                .and_then(|n| mappings.networks.get(n))
+        })
         .cloned()
 }
 
@@ -332,15 +443,27 @@ pub(crate) fn mapped_flavor(mappings: &ResourceMappings, member: &crate::model::
     mappings
         .flavors
         .get(member.flavor_id.as_str())
-        .or_else(|| member.flavor_name.as_ref().and_then(|n| mappings.flavors.get(n)))
+        .or_else(|| {
+            member
+                .flavor_name
+                .as_ref()
+                .and_then(|n| mappings.flavors.get(n))
+        })
         .cloned()
         .or_else(|| member.flavor_name.clone())
         .unwrap_or_else(|| member.flavor_id.to_string())
 }
 
 /// A target network by id or name.
-pub(crate) async fn resolve_network(clients: &SiteClients, id_or_name: &str) -> Result<crate::ports::Network, Error> {
-    match clients.networking.get_network(&NetworkId::new(id_or_name)).await {
+pub(crate) async fn resolve_network(
+    clients: &SiteClients,
+    id_or_name: &str,
+) -> Result<crate::ports::Network, Error> {
+    match clients
+        .networking
+        .get_network(&NetworkId::new(id_or_name))
+        .await
+    {
         Ok(n) => return Ok(n),
         Err(e) if e.kind == BackendErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),

@@ -17,10 +17,13 @@ use crate::error::{BackendErrorKind, Error, Service};
 use crate::ids::{MemberId, OperationId, ServerId, SiteId, VolumeId};
 use crate::messages;
 use crate::model::{
-    JournalEntry, JournalEvent, Operation, OperationStatus, OperationType, PgStatus, ProtectionGroup,
-    ResourceRef,
+    JournalEntry, JournalEvent, Operation, OperationStatus, OperationType, PgStatus,
+    ProtectionGroup, ResourceRef,
 };
-use crate::ports::{HookVerdict, ReplicaPoint, ReplicationGroupSpec, SiteClients, StepBoundary, StorageDriver, VolumeReplica};
+use crate::ports::{
+    HookVerdict, ReplicaPoint, ReplicationGroupSpec, SiteClients, StepBoundary, StorageDriver,
+    VolumeReplica,
+};
 use crate::progress::{self, StepId};
 use crate::state::{op_transition, pg_transition, OpEvent, PgEvent};
 
@@ -33,9 +36,16 @@ pub(crate) enum RunNote {
     /// The forced replication that landed on the target.
     ReplicaPoint { point: ReplicaPoint },
     /// The replica chosen for a source volume.
-    Replica { source_volume: VolumeId, replica: VolumeReplica },
+    Replica {
+        source_volume: VolumeId,
+        replica: VolumeReplica,
+    },
     /// A source volume's copy is managed into Cinder on the target.
-    Managed { source_volume: VolumeId, target_volume: VolumeId, array_name: String },
+    Managed {
+        source_volume: VolumeId,
+        target_volume: VolumeId,
+        array_name: String,
+    },
     /// A member's server is about to be created.
     Booting { member: MemberId },
     /// A member's server exists.
@@ -45,9 +55,17 @@ pub(crate) enum RunNote {
     /// A member could not be recreated.
     MemberFailed { member: MemberId, reason: String },
     /// What a test cleanup will remove.
-    CleanupPlan { servers: Vec<ServerId>, volumes: Vec<VolumeId>, array_volumes: Vec<String> },
+    CleanupPlan {
+        servers: Vec<ServerId>,
+        volumes: Vec<VolumeId>,
+        array_volumes: Vec<String>,
+    },
     /// Stale resources of an earlier operation removed from the target.
-    StaleRemoved { site: SiteId, servers: usize, volumes: usize },
+    StaleRemoved {
+        site: SiteId,
+        servers: usize,
+        volumes: usize,
+    },
 }
 
 /// What the journal says so far.
@@ -116,7 +134,8 @@ impl RunState {
                 target_volume,
                 array_name,
             } => {
-                self.managed.insert(source_volume, (target_volume, array_name));
+                self.managed
+                    .insert(source_volume, (target_volume, array_name));
             }
             RunNote::Booting { .. } => {}
             RunNote::Booted { member, server } => {
@@ -237,7 +256,11 @@ impl Run {
     /// backwards; the record is written only when the percentage changes.
     pub(crate) async fn advance(&self, step: StepId, done: usize, total: usize) -> StepResult {
         #[allow(clippy::cast_precision_loss)]
-        let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+        let fraction = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
         let mut op = self.op.lock().await;
         if let Some((phase, pct)) = progress::progress(op.operation_type, step, fraction) {
             if pct > op.progress {
@@ -259,8 +282,15 @@ impl Run {
         Ok(c)
     }
 
-    pub(crate) async fn driver(&self) -> StepResult<(std::sync::Arc<dyn StorageDriver>, ReplicationGroupSpec)> {
-        if let Some(d) = self.driver.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+    pub(crate) async fn driver(
+        &self,
+    ) -> StepResult<(std::sync::Arc<dyn StorageDriver>, ReplicationGroupSpec)> {
+        if let Some(d) = self
+            .driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(d);
         }
         let pg = self.pg().await?;
@@ -271,10 +301,18 @@ impl Run {
             .metadata
             .get_policy(&pg.id)
             .await?
-            .ok_or_else(|| StepError::Failed(messages::Refusal::NoPolicy { pg: pg.name.clone() }.to_string()))?;
+            .ok_or_else(|| {
+                StepError::Failed(
+                    messages::Refusal::NoPolicy {
+                        pg: pg.name.clone(),
+                    }
+                    .to_string(),
+                )
+            })?;
         let driver = self.p.inner.storage.driver(&policy)?;
         let spec = ReplicationGroupSpec::from_policy(&policy, pg.replication_type);
-        *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some((driver.clone(), spec.clone()));
+        *self.driver.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((driver.clone(), spec.clone()));
         Ok((driver, spec))
     }
 
@@ -286,7 +324,9 @@ impl Run {
             .metadata
             .get_protection_group(&self.pg_id)
             .await?
-            .ok_or_else(|| StepError::Failed(format!("protection group {} no longer exists", self.pg_id)))
+            .ok_or_else(|| {
+                StepError::Failed(format!("protection group {} no longer exists", self.pg_id))
+            })
     }
 
     /// Reads the group, applies `f`, bumps its version, saves it locally and pushes it
@@ -313,7 +353,8 @@ impl Run {
     /// Records `step` as failed (journal and record) without stopping the operation:
     /// for members that could not be recreated.
     pub(crate) async fn mark_step_failed(&self, step: StepId, error: String) -> StepResult {
-        self.journal(JournalEvent::StepFailed { step, error }).await?;
+        self.journal(JournalEvent::StepFailed { step, error })
+            .await?;
         let mut op = self.op.lock().await;
         if !op.steps_failed.contains(&step) {
             op.steps_failed.push(step);
@@ -384,11 +425,15 @@ impl Protector {
         }
         let journal = store.journal(id).await?;
         let state = RunState::from_journal(&journal);
-        let ctx = op.parameters.requested_by.clone().unwrap_or_else(|| RequestContext {
-            user_id: crate::ids::UserId::new("protector"),
-            project_id: op.project_id.clone(),
-            roles: vec!["member".into()],
-        });
+        let ctx = op
+            .parameters
+            .requested_by
+            .clone()
+            .unwrap_or_else(|| RequestContext {
+                user_id: crate::ids::UserId::new("protector"),
+                project_id: op.project_id.clone(),
+                roles: vec!["member".into()],
+            });
         let run = Run {
             p: self.clone(),
             id: id.clone(),
@@ -401,7 +446,15 @@ impl Protector {
             clients: tokio::sync::Mutex::new(BTreeMap::new()),
             boot_locks: StdMutex::new(BTreeMap::new()),
         };
-        if run.p.inner.local.metadata.get_protection_group(&run.pg_id).await?.is_none() {
+        if run
+            .p
+            .inner
+            .local
+            .metadata
+            .get_protection_group(&run.pg_id)
+            .await?
+            .is_none()
+        {
             let mut op = run.op.lock().await;
             op.status = OperationStatus::Failed;
             op.error_message = Some(format!(
@@ -429,10 +482,15 @@ impl Protector {
             if run.state().completed.contains(&spec.step) {
                 continue;
             }
-            if self.hook(&run.snapshot().await, StepBoundary::Before(spec.step)) == HookVerdict::Crash {
+            if self.hook(&run.snapshot().await, StepBoundary::Before(spec.step))
+                == HookVerdict::Crash
+            {
                 return Ok(());
             }
-            if let Err(e) = run.journal(JournalEvent::StepStarted { step: spec.step }).await {
+            if let Err(e) = run
+                .journal(JournalEvent::StepStarted { step: spec.step })
+                .await
+            {
                 return Err(step_to_error(e));
             }
             {
@@ -460,7 +518,10 @@ impl Protector {
             };
             match outcome {
                 Ok(()) => {
-                    if let Err(e) = run.journal(JournalEvent::StepCompleted { step: spec.step }).await {
+                    if let Err(e) = run
+                        .journal(JournalEvent::StepCompleted { step: spec.step })
+                        .await
+                    {
                         return Err(step_to_error(e));
                     }
                     let mut op = run.op.lock().await;
@@ -527,8 +588,15 @@ impl Run {
             let problems = self.rollback().await;
             if !problems.is_empty() {
                 let mut op = self.op.lock().await;
-                let base = op.error_message.clone().or_else(|| message.clone()).unwrap_or_default();
-                op.error_message = Some(format!("{base}; rollback incomplete: {}", problems.join("; ")));
+                let base = op
+                    .error_message
+                    .clone()
+                    .or_else(|| message.clone())
+                    .unwrap_or_default();
+                op.error_message = Some(format!(
+                    "{base}; rollback incomplete: {}",
+                    problems.join("; ")
+                ));
                 self.persist(&mut op).await?;
             }
         }
@@ -576,7 +644,12 @@ impl Run {
         for resource in live.iter().rev() {
             let undone = tokio::time::timeout(limit, self.undo(resource))
                 .await
-                .unwrap_or_else(|_| Err(format!("undoing {resource:?} timed out after {}s", limit.as_secs())));
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "undoing {resource:?} timed out after {}s",
+                        limit.as_secs()
+                    ))
+                });
             match undone {
                 Ok(()) => {
                     if let Err(e) = self
@@ -595,7 +668,10 @@ impl Run {
         match tokio::time::timeout(limit, self.sweep_tagged(&target)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => problems.push(e),
-            Err(_) => problems.push(format!("sweeping tagged resources timed out after {}s", limit.as_secs())),
+            Err(_) => problems.push(format!(
+                "sweeping tagged resources timed out after {}s",
+                limit.as_secs()
+            )),
         }
         problems
     }
@@ -673,7 +749,11 @@ impl Run {
             })
             .await?;
         }
-        let volumes = c.block_storage.list_volumes().await.map_err(|e| e.to_string())?;
+        let volumes = c
+            .block_storage
+            .list_volumes()
+            .await
+            .map_err(|e| e.to_string())?;
         for v in volumes
             .iter()
             .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))

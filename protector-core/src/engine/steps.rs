@@ -8,15 +8,19 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use crate::engine::operations::{mapped_flavor, mapped_network, resolve_network};
-use crate::engine::runner::{Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME, TAG_TEST_PG};
+use crate::engine::runner::{
+    Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME, TAG_TEST_PG,
+};
 use crate::error::{BackendErrorKind, Service};
 use crate::ids::{MemberId, ServerId, SiteId, VolumeId};
 use crate::messages;
 use crate::model::{
-    FailoverType, JournalEvent, Member, MemberNetwork, MemberStatus, MemberVolume, OperationType, PgStatus,
-    ProtectionGroup, ResourceRef, StaleResources, TestResources,
+    FailoverType, JournalEvent, Member, MemberNetwork, MemberStatus, MemberVolume, OperationType,
+    PgStatus, ProtectionGroup, ResourceRef, StaleResources, TestResources,
 };
-use crate::ports::{BlockDevice, ManageVolume, NetworkAttachment, ServerCreate, ServerStatus, SiteClients};
+use crate::ports::{
+    BlockDevice, ManageVolume, NetworkAttachment, ServerCreate, ServerStatus, SiteClients,
+};
 use crate::progress::StepId;
 use crate::state::{apply_success, pg_transition, PgEvent};
 
@@ -43,12 +47,16 @@ impl Run {
             (OperationType::TestCleanup, StepId::DeleteInstances) => self.cleanup_instances().await,
             (OperationType::TestCleanup, StepId::DeleteVolumes) => self.cleanup_volumes().await,
             (OperationType::TestCleanup, StepId::Finalize) => self.cleanup_finalize().await,
-            (OperationType::SyncVolumes, StepId::ReconcileMembers) => self.reconcile_members().await,
+            (OperationType::SyncVolumes, StepId::ReconcileMembers) => {
+                self.reconcile_members().await
+            }
             (OperationType::SyncVolumes, StepId::Replicate) => self.replicate().await,
             (OperationType::SyncVolumes, StepId::Finalize) => self.sync_finalize().await,
             (OperationType::TestFailover, StepId::Finalize) => self.test_finalize().await,
             (_, StepId::Finalize) => self.failover_finalize().await,
-            (t, s) => Err(StepError::Failed(format!("step {s} is not part of a {t} operation"))),
+            (t, s) => Err(StepError::Failed(format!(
+                "step {s} is not part of a {t} operation"
+            ))),
         }
     }
 
@@ -59,8 +67,10 @@ impl Run {
 
     async fn is_planned(&self) -> bool {
         let op = self.op.lock().await;
-        matches!(op.operation_type, OperationType::Failover | OperationType::Failback)
-            && op.failover_type != Some(FailoverType::Unplanned)
+        matches!(
+            op.operation_type,
+            OperationType::Failover | OperationType::Failback
+        ) && op.failover_type != Some(FailoverType::Unplanned)
     }
 
     fn limit_compute(&self) -> usize {
@@ -77,7 +87,8 @@ impl Run {
         let op = self.snapshot().await;
         let pg = self.pg().await?;
         if self.state().previous_status.is_none() {
-            self.note(RunNote::PreviousStatus { status: pg.status }).await?;
+            self.note(RunNote::PreviousStatus { status: pg.status })
+                .await?;
         }
         match op.operation_type {
             OperationType::Failover | OperationType::Failback => {
@@ -86,8 +97,14 @@ impl Run {
                     let force = op.parameters.force;
                     let kind = op.operation_type;
                     self.update_pg(|pg| {
-                        pg.status = pg_transition(pg.status, PgEvent::Start { operation: kind, force })
-                            .map_err(|e| StepError::Failed(e.to_string()))?;
+                        pg.status = pg_transition(
+                            pg.status,
+                            PgEvent::Start {
+                                operation: kind,
+                                force,
+                            },
+                        )
+                        .map_err(|e| StepError::Failed(e.to_string()))?;
                         Ok(())
                     })
                     .await?;
@@ -96,7 +113,12 @@ impl Run {
             OperationType::TestFailover => {
                 let (_, target) = self.sites().await;
                 let op_id = op.id.clone();
-                if pg.test_resources.as_ref().and_then(|t| t.operation_id.as_ref()) != Some(&op_id) {
+                if pg
+                    .test_resources
+                    .as_ref()
+                    .and_then(|t| t.operation_id.as_ref())
+                    != Some(&op_id)
+                {
                     self.update_pg(|pg| {
                         pg.test_resources = Some(TestResources {
                             operation_id: Some(op_id),
@@ -145,7 +167,11 @@ impl Run {
                         .await?;
                         c.compute.stop_server(&m.instance_id).await?;
                         c.compute
-                            .wait_for_status(&m.instance_id, ServerStatus::Shutoff, &self.p.inner.config.server_wait)
+                            .wait_for_status(
+                                &m.instance_id,
+                                ServerStatus::Shutoff,
+                                &self.p.inner.config.server_wait,
+                            )
                             .await?;
                     }
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -187,15 +213,25 @@ impl Run {
             .sites
             .get(&target)
             .and_then(|b| b.volume_type_name.clone())
-            .ok_or_else(|| StepError::Failed(format!("protection group {} has no volume type on the target site", pg.name)))?;
+            .ok_or_else(|| {
+                StepError::Failed(format!(
+                    "protection group {} has no volume type on the target site",
+                    pg.name
+                ))
+            })?;
         if c.block_storage.find_volume_type(&vt).await?.is_none() {
-            return Err(StepError::Failed(format!("volume type {vt} does not exist on the target site")));
+            return Err(StepError::Failed(format!(
+                "volume type {vt} does not exist on the target site"
+            )));
         }
         self.manage_host(&c, &pg, &target).await?;
         let (driver, _) = self.driver().await?;
         self.on(Service::FlashArray);
         driver.array_name(self.p.side_of(&pg, &target)).await?;
-        if matches!(op.operation_type, OperationType::Failover | OperationType::Failback) {
+        if matches!(
+            op.operation_type,
+            OperationType::Failover | OperationType::Failback
+        ) {
             self.remove_stale(&pg, &target, &c).await?;
         }
         Ok(())
@@ -203,7 +239,12 @@ impl Run {
 
     /// Deletes what an earlier failover left on the site the workload now comes back to:
     /// stale servers and volumes are never reused.
-    async fn remove_stale(&self, pg: &ProtectionGroup, target: &SiteId, c: &SiteClients) -> StepResult {
+    async fn remove_stale(
+        &self,
+        pg: &ProtectionGroup,
+        target: &SiteId,
+        c: &SiteClients,
+    ) -> StepResult {
         let Some(stale) = pg.stale.get(target).cloned() else {
             return Ok(());
         };
@@ -218,16 +259,32 @@ impl Run {
         }
         self.on(Service::BlockStorage);
         // Volumes in a consistency group cannot be deleted: take them out first.
-        if let Some(gid) = pg.sites.get(target).and_then(|b| b.consistency_group_id.clone()) {
-            match c.block_storage.update_group(&gid, &[], &stale.volumes).await {
+        if let Some(gid) = pg
+            .sites
+            .get(target)
+            .and_then(|b| b.consistency_group_id.clone())
+        {
+            match c
+                .block_storage
+                .update_group(&gid, &[], &stale.volumes)
+                .await
+            {
                 Ok(()) => {}
-                Err(e) if matches!(e.kind, BackendErrorKind::NotFound | BackendErrorKind::Invalid) => {}
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        BackendErrorKind::NotFound | BackendErrorKind::Invalid
+                    ) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         for v in &stale.volumes {
             match c.block_storage.delete_volume(v).await {
-                Ok(()) => c.block_storage.wait_for_deleted(v, &wait.volume_wait).await?,
+                Ok(()) => {
+                    c.block_storage
+                        .wait_for_deleted(v, &wait.volume_wait)
+                        .await?
+                }
                 Err(e) if e.kind == BackendErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -247,16 +304,27 @@ impl Run {
         Ok(())
     }
 
-    async fn manage_host(&self, c: &SiteClients, pg: &ProtectionGroup, target: &SiteId) -> StepResult<String> {
+    async fn manage_host(
+        &self,
+        c: &SiteClients,
+        pg: &ProtectionGroup,
+        target: &SiteId,
+    ) -> StepResult<String> {
         let services = c.block_storage.list_volume_services().await?;
         let svc = services
             .iter()
             .find(|s| s.state == "up" && s.status == "enabled")
-            .ok_or_else(|| StepError::Failed("no cinder-volume service is up on the target site".into()))?;
+            .ok_or_else(|| {
+                StepError::Failed("no cinder-volume service is up on the target site".into())
+            })?;
         if svc.host.contains('#') {
             return Ok(svc.host.clone());
         }
-        let backend = match pg.sites.get(target).and_then(|b| b.volume_type_name.clone()) {
+        let backend = match pg
+            .sites
+            .get(target)
+            .and_then(|b| b.volume_type_name.clone())
+        {
             Some(t) => c
                 .block_storage
                 .find_volume_type(&t)
@@ -264,7 +332,8 @@ impl Run {
                 .and_then(|vt| vt.backend_name().map(str::to_owned)),
             None => None,
         };
-        let pool = backend.unwrap_or_else(|| svc.host.split('@').nth(1).unwrap_or("pool").to_owned());
+        let pool =
+            backend.unwrap_or_else(|| svc.host.split('@').nth(1).unwrap_or("pool").to_owned());
         Ok(format!("{}#{pool}", svc.host))
     }
 
@@ -275,15 +344,21 @@ impl Run {
         let pg = self.pg().await?;
         let (driver, spec) = self.driver().await?;
         let source_side = self.p.side_of(&pg, &source);
-        let volumes: Vec<&MemberVolume> = pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
+        let volumes: Vec<&MemberVolume> =
+            pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
         self.on(Service::FlashArray);
         if self.is_planned().await && self.state().point.is_none() {
-            let names: Vec<String> = volumes.iter().map(|v| v.array_volume_name.clone()).collect();
+            let names: Vec<String> = volumes
+                .iter()
+                .map(|v| v.array_volume_name.clone())
+                .collect();
             if pg.replication_source_site_id.as_ref() == Some(&source) {
                 driver.ensure_replication_group(&spec, source_side).await?;
                 driver.add_volumes(&spec, source_side, &names).await?;
             } else {
-                driver.reverse_replication(&spec, source_side, &names).await?;
+                driver
+                    .reverse_replication(&spec, source_side, &names)
+                    .await?;
                 let s = source.clone();
                 self.update_pg(move |pg| {
                     pg.replication_source_site_id = Some(s);
@@ -305,7 +380,12 @@ impl Run {
             let replica = driver
                 .newest_replica(&spec, source_side, &v.array_volume_name)
                 .await?
-                .ok_or_else(|| StepError::Failed(messages::no_replicated_snapshot(v.volume_id.as_str(), &format!("FlashArray {array}"))))?;
+                .ok_or_else(|| {
+                    StepError::Failed(messages::no_replicated_snapshot(
+                        v.volume_id.as_str(),
+                        &format!("FlashArray {array}"),
+                    ))
+                })?;
             self.note(RunNote::Replica {
                 source_volume: v.volume_id.clone(),
                 replica,
@@ -326,7 +406,10 @@ impl Run {
         let (driver, _) = self.driver().await?;
         let test = op.operation_type == OperationType::TestFailover;
         let host = self.manage_host(&c, &pg, &target).await?;
-        let vt = pg.sites.get(&target).and_then(|b| b.volume_type_name.clone());
+        let vt = pg
+            .sites
+            .get(&target)
+            .and_then(|b| b.volume_type_name.clone());
         // Volumes this operation managed before a restart, found by their tags.
         let op_id = op.id.to_string();
         self.on(Service::BlockStorage);
@@ -338,10 +421,17 @@ impl Run {
             .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
             .filter_map(|v| v.metadata.get(TAG_SOURCE_VOLUME).cloned().map(|s| (s, v)))
             .collect();
-        let volumes: Vec<&MemberVolume> = pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
+        let volumes: Vec<&MemberVolume> =
+            pg.members.iter().flat_map(|m| m.volumes.iter()).collect();
         let total = volumes.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let short = op.id.as_str().chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>();
+        let short = op
+            .id
+            .as_str()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect::<String>();
         // A member boots as soon as its own volumes are managed, while the others are
         // still being promoted.
         let early = EarlyBoot::prepare(self, &c, &pg, &op).await?;
@@ -375,28 +465,49 @@ impl Run {
                                 .replicas
                                 .get(&v.volume_id)
                                 .cloned()
-                                .ok_or_else(|| StepError::Failed(format!("no replica chosen for volume {}", v.volume_id)))?;
+                                .ok_or_else(|| {
+                                    StepError::Failed(format!(
+                                        "no replica chosen for volume {}",
+                                        v.volume_id
+                                    ))
+                                })?;
                             let prefix = if test { "test" } else { "dr" };
                             let new_name = format!("{prefix}-{short}-{}", v.volume_id)
                                 .chars()
-                                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '-' })
+                                .map(|ch| {
+                                    if ch.is_ascii_alphanumeric() || ch == '-' {
+                                        ch
+                                    } else {
+                                        '-'
+                                    }
+                                })
                                 .take(63)
                                 .collect::<String>();
                             let array_ref = ResourceRef::ArrayVolume {
                                 site_id: target.clone(),
                                 name: new_name.clone(),
                             };
-                            self.journal(JournalEvent::Intent { resource: array_ref.clone() }).await?;
+                            self.journal(JournalEvent::Intent {
+                                resource: array_ref.clone(),
+                            })
+                            .await?;
                             self.on(Service::FlashArray);
                             driver.promote(&replica, &new_name).await?;
-                            self.journal(JournalEvent::Created { resource: array_ref }).await?;
+                            self.journal(JournalEvent::Created {
+                                resource: array_ref,
+                            })
+                            .await?;
                             let mut metadata = BTreeMap::new();
                             metadata.insert(TAG_OPERATION.to_owned(), op_id.clone());
                             metadata.insert(TAG_SOURCE_VOLUME.to_owned(), v.volume_id.to_string());
                             if test {
                                 metadata.insert(TAG_TEST_PG.to_owned(), pg_id.clone());
                             }
-                            let name = if test { format!("{TEST_PREFIX}-{}", v.name) } else { v.name.clone() };
+                            let name = if test {
+                                format!("{TEST_PREFIX}-{}", v.name)
+                            } else {
+                                v.name.clone()
+                            };
                             self.on(Service::BlockStorage);
                             let managed = c
                                 .block_storage
@@ -406,11 +517,19 @@ impl Run {
                                     name,
                                     volume_type: vt.clone(),
                                     bootable: v.bootable,
-                                    description: Some(format!("recovered from volume {} by operation {op_id}", v.volume_id)),
+                                    description: Some(format!(
+                                        "recovered from volume {} by operation {op_id}",
+                                        v.volume_id
+                                    )),
                                     metadata,
                                 })
                                 .await
-                                .map_err(|e| StepError::Failed(format!("Volume manage failed for volume {} ({new_name}): {e}", v.volume_id)))?;
+                                .map_err(|e| {
+                                    StepError::Failed(format!(
+                                        "Volume manage failed for volume {} ({new_name}): {e}",
+                                        v.volume_id
+                                    ))
+                                })?;
                             self.journal(JournalEvent::Created {
                                 resource: ResourceRef::Volume {
                                     site_id: target.clone(),
@@ -422,11 +541,18 @@ impl Run {
                                 .block_storage
                                 .wait_for_available(&managed.id, &self.p.inner.config.volume_wait)
                                 .await
-                                .map_err(|e| StepError::Failed(format!("Volume manage failed for volume {}: {e}", v.volume_id)))?;
+                                .map_err(|e| {
+                                    StepError::Failed(format!(
+                                        "Volume manage failed for volume {}: {e}",
+                                        v.volume_id
+                                    ))
+                                })?;
                             self.record_managed(&target, v, &managed).await?;
                         }
                     }
-                    early.volume_ready(self, &c, &target, &pg, &op, &v.volume_id, test).await?;
+                    early
+                        .volume_ready(self, &c, &target, pg, op, &v.volume_id, test)
+                        .await?;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     self.advance(step, n, total).await
                 }
@@ -437,7 +563,12 @@ impl Run {
         results.into_iter().collect()
     }
 
-    async fn record_managed(&self, target: &SiteId, v: &MemberVolume, managed: &crate::ports::Volume) -> StepResult {
+    async fn record_managed(
+        &self,
+        target: &SiteId,
+        v: &MemberVolume,
+        managed: &crate::ports::Volume,
+    ) -> StepResult {
         let array_name = managed
             .array_volume_name()
             .ok_or_else(|| {
@@ -534,10 +665,17 @@ impl Run {
             let names: Vec<String> = pg
                 .members
                 .iter()
-                .filter_map(|m| failed.get(&m.id).map(|r| format!("{}: {r}", m.instance_name)))
+                .filter_map(|m| {
+                    failed
+                        .get(&m.id)
+                        .map(|r| format!("{}: {r}", m.instance_name))
+                })
                 .collect();
             if failed.len() == pg.members.len() && !test {
-                return Err(StepError::Failed(format!("no member could be recreated: {}", names.join("; "))));
+                return Err(StepError::Failed(format!(
+                    "no member could be recreated: {}",
+                    names.join("; ")
+                )));
             }
             let summary = format!(
                 "{} of {} members could not be recreated: {}",
@@ -545,7 +683,8 @@ impl Run {
                 pg.members.len(),
                 names.join("; ")
             );
-            self.mark_step_failed(StepId::RecreateInstances, summary.clone()).await?;
+            self.mark_step_failed(StepId::RecreateInstances, summary.clone())
+                .await?;
             let mut o = self.op.lock().await;
             o.error_message.get_or_insert(summary);
         }
@@ -564,13 +703,19 @@ impl Run {
         flavors: &[crate::ports::Flavor],
         test: bool,
     ) -> StepResult {
-        let server_id = self.create_member_server(c, target, pg, m, op, tagged, flavors, test).await?;
+        let server_id = self
+            .create_member_server(c, target, pg, m, op, tagged, flavors, test)
+            .await?;
         if self.state().healthy.contains_key(&m.id) {
             return Ok(());
         }
         self.on(Service::Compute);
         c.compute
-            .wait_for_status(&server_id, ServerStatus::Active, &self.p.inner.config.server_wait)
+            .wait_for_status(
+                &server_id,
+                ServerStatus::Active,
+                &self.p.inner.config.server_wait,
+            )
             .await?;
         Ok(())
     }
@@ -614,11 +759,16 @@ impl Run {
                 let flavor = flavors
                     .iter()
                     .find(|f| f.id.as_str() == wanted || f.name == wanted)
-                    .ok_or_else(|| StepError::Failed(format!("flavor {wanted} does not exist on the target site")))?;
+                    .ok_or_else(|| {
+                        StepError::Failed(format!(
+                            "flavor {wanted} does not exist on the target site"
+                        ))
+                    })?;
                 let mut networks = Vec::new();
                 for n in &m.networks {
-                    let dst = mapped_network(&op.parameters.mappings, n)
-                        .ok_or_else(|| StepError::Failed(format!("no network mapping for {}", n.network_id)))?;
+                    let dst = mapped_network(&op.parameters.mappings, n).ok_or_else(|| {
+                        StepError::Failed(format!("no network mapping for {}", n.network_id))
+                    })?;
                     let net = resolve_network(c, &dst).await?;
                     networks.push(NetworkAttachment {
                         network_id: net.id,
@@ -630,9 +780,9 @@ impl Run {
                 let mut ordered: Vec<&MemberVolume> = m.volumes.iter().collect();
                 ordered.sort_by_key(|v| (v.boot_index.is_none(), v.boot_index));
                 for v in ordered {
-                    let (id, _) = managed
-                        .get(&v.volume_id)
-                        .ok_or_else(|| StepError::Failed(format!("volume {} was not recovered", v.volume_id)))?;
+                    let (id, _) = managed.get(&v.volume_id).ok_or_else(|| {
+                        StepError::Failed(format!("volume {} was not recovered", v.volume_id))
+                    })?;
                     block_devices.push(BlockDevice {
                         volume_id: id.clone(),
                         boot_index: v.boot_index,
@@ -655,7 +805,10 @@ impl Run {
                 } else {
                     m.instance_name.clone()
                 };
-                self.note(RunNote::Booting { member: m.id.clone() }).await?;
+                self.note(RunNote::Booting {
+                    member: m.id.clone(),
+                })
+                .await?;
                 self.on(Service::Compute);
                 let server = c
                     .compute
@@ -698,7 +851,10 @@ impl Run {
         let partial = !state.member_failed.is_empty();
         let already = match op.operation_type {
             OperationType::Failover => {
-                matches!(pg.status, PgStatus::FailedOver | PgStatus::FailedOverPartial) && pg.current_primary_site_id == target
+                matches!(
+                    pg.status,
+                    PgStatus::FailedOver | PgStatus::FailedOverPartial
+                ) && pg.current_primary_site_id == target
             }
             _ => pg.current_primary_site_id == target && pg.status != PgStatus::FailingBack,
         };
@@ -706,11 +862,17 @@ impl Run {
         let mut warnings = Vec::new();
         if !already {
             // Put the recovered volumes into the target site's consistency group.
-            if let Some(gid) = pg.sites.get(&target).and_then(|b| b.consistency_group_id.clone()) {
+            if let Some(gid) = pg
+                .sites
+                .get(&target)
+                .and_then(|b| b.consistency_group_id.clone())
+            {
                 let ids: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
                 self.on(Service::BlockStorage);
                 if let Err(e) = c.block_storage.update_group(&gid, &ids, &[]).await {
-                    warnings.push(format!("could not add the recovered volumes to consistency group {gid}: {e}"));
+                    warnings.push(format!(
+                        "could not add the recovered volumes to consistency group {gid}: {e}"
+                    ));
                 }
             }
             let mut new_source = None;
@@ -718,7 +880,10 @@ impl Run {
                 let (driver, spec) = self.driver().await?;
                 let names: Vec<String> = state.managed.values().map(|(_, n)| n.clone()).collect();
                 self.on(Service::FlashArray);
-                match driver.reverse_replication(&spec, self.p.side_of(&pg, &target), &names).await {
+                match driver
+                    .reverse_replication(&spec, self.p.side_of(&pg, &target), &names)
+                    .await
+                {
                     Ok(()) => new_source = Some(target.clone()),
                     Err(e) => warnings.push(format!("replication direction was not reversed: {e}")),
                 }
@@ -729,7 +894,10 @@ impl Run {
                     for n in &m.networks {
                         if let Some(dst) = mapped_network(&op.parameters.mappings, n) {
                             if let Ok(net) = resolve_network(&c, &dst).await {
-                                out.insert(n.network_id.to_string(), (net.id.to_string(), net.name));
+                                out.insert(
+                                    n.network_id.to_string(),
+                                    (net.id.to_string(), net.name),
+                                );
                             }
                         }
                     }
@@ -772,7 +940,10 @@ impl Run {
                         }
                     }
                     let wanted = mapped_flavor(&mappings, m);
-                    if let Some(f) = flavors.iter().find(|f| f.id.as_str() == wanted || f.name == wanted) {
+                    if let Some(f) = flavors
+                        .iter()
+                        .find(|f| f.id.as_str() == wanted || f.name == wanted)
+                    {
                         m.flavor_id = f.id.clone();
                         m.flavor_name = Some(f.name.clone());
                     }
@@ -782,12 +953,14 @@ impl Run {
                 entry.volumes.extend(stale.volumes);
                 pg.set_mappings(s2, t2, mappings);
                 if let Some(t) = replica_time {
-                    pg.last_replication_at = Some(pg.last_replication_at.map_or(t, |old| old.max(t)));
+                    pg.last_replication_at =
+                        Some(pg.last_replication_at.map_or(t, |old| old.max(t)));
                 }
                 if let Some(ns) = new_source {
                     pg.replication_source_site_id = Some(ns);
                 }
-                apply_success(pg, kind, partial, now).map_err(|e| StepError::Failed(e.to_string()))?;
+                apply_success(pg, kind, partial, now)
+                    .map_err(|e| StepError::Failed(e.to_string()))?;
                 // `update_pg` bumps the version once more; `apply_success` already did.
                 pg.version -= 1;
                 Ok(())
@@ -798,13 +971,19 @@ impl Run {
         self.set_result(result).await
     }
 
-    fn result_data(&self, pg: &ProtectionGroup, state: &super::runner::RunState, warnings: Vec<String>) -> serde_json::Value {
+    fn result_data(
+        &self,
+        pg: &ProtectionGroup,
+        state: &super::runner::RunState,
+        warnings: Vec<String>,
+    ) -> serde_json::Value {
         let created: Vec<serde_json::Value> = pg
             .members
             .iter()
             .filter_map(|m| {
                 let id = state.booted.get(&m.id)?;
-                (!state.member_failed.contains_key(&m.id)).then(|| json!({"name": m.instance_name, "id": id}))
+                (!state.member_failed.contains_key(&m.id))
+                    .then(|| json!({"name": m.instance_name, "id": id}))
             })
             .collect();
         let mut out = json!({ "instances_created": created });
@@ -896,7 +1075,11 @@ impl Run {
                 volumes.push(v.id);
             }
         }
-        let array_volumes = pg.test_resources.as_ref().map(|t| t.array_volumes.clone()).unwrap_or_default();
+        let array_volumes = pg
+            .test_resources
+            .as_ref()
+            .map(|t| t.array_volumes.clone())
+            .unwrap_or_default();
         self.note(RunNote::CleanupPlan {
             servers,
             volumes,
@@ -908,12 +1091,21 @@ impl Run {
     async fn cleanup_instances(&self) -> StepResult {
         let (_, target) = self.sites().await;
         let c = self.clients(&target).await?;
-        let servers = self.state().cleanup.clone().map(|p| p.0).unwrap_or_default();
+        let servers = self
+            .state()
+            .cleanup
+            .clone()
+            .map(|p| p.0)
+            .unwrap_or_default();
         let total = servers.len();
         for (i, s) in servers.iter().enumerate() {
             self.on(Service::Compute);
             match c.compute.delete_server(s).await {
-                Ok(()) => c.compute.wait_for_deleted(s, &self.p.inner.config.server_wait).await?,
+                Ok(()) => {
+                    c.compute
+                        .wait_for_deleted(s, &self.p.inner.config.server_wait)
+                        .await?
+                }
                 Err(e) if e.kind == BackendErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -930,7 +1122,11 @@ impl Run {
         for (i, v) in volumes.iter().enumerate() {
             self.on(Service::BlockStorage);
             match c.block_storage.delete_volume(v).await {
-                Ok(()) => c.block_storage.wait_for_deleted(v, &self.p.inner.config.volume_wait).await?,
+                Ok(()) => {
+                    c.block_storage
+                        .wait_for_deleted(v, &self.p.inner.config.volume_wait)
+                        .await?
+                }
                 Err(e) if e.kind == BackendErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -943,7 +1139,8 @@ impl Run {
             for (i, name) in arrays.iter().enumerate() {
                 self.on(Service::FlashArray);
                 driver.destroy_volume(side, name).await?;
-                self.advance(StepId::DeleteVolumes, volumes.len() + i + 1, total).await?;
+                self.advance(StepId::DeleteVolumes, volumes.len() + i + 1, total)
+                    .await?;
             }
         }
         Ok(())
@@ -1004,8 +1201,12 @@ impl Run {
                 v.bootable = false;
                 v.boot_index = None;
             }
-            self.p.attach_member_volumes(&self.ctx, &pg, &captured, true).await?;
-            self.p.attach_member_volumes(&self.ctx, &pg, &removed, false).await?;
+            self.p
+                .attach_member_volumes(&self.ctx, &pg, &captured, true)
+                .await?;
+            self.p
+                .attach_member_volumes(&self.ctx, &pg, &removed, false)
+                .await?;
             added_total += captured.len();
             removed_total += removed.len();
             let mut volumes: Vec<MemberVolume> = m
@@ -1048,7 +1249,9 @@ impl Run {
 
     async fn sync_finalize(&self) -> StepResult {
         let point = self.state().point.clone();
-        let at = point.as_ref().map(|p| p.completed_at.unwrap_or(p.created_at));
+        let at = point
+            .as_ref()
+            .map(|p| p.completed_at.unwrap_or(p.created_at));
         self.update_pg(move |pg| {
             if let Some(t) = at {
                 pg.last_replication_at = Some(t);
@@ -1094,7 +1297,11 @@ impl EarlyBoot {
         let member_of = pg
             .members
             .iter()
-            .flat_map(|m| m.volumes.iter().map(move |v| (v.volume_id.clone(), m.id.clone())))
+            .flat_map(|m| {
+                m.volumes
+                    .iter()
+                    .map(move |v| (v.volume_id.clone(), m.id.clone()))
+            })
             .collect();
         Ok(Self {
             member_of,
@@ -1124,7 +1331,9 @@ impl EarlyBoot {
             let state = run.state();
             !state.booted.contains_key(&m.id)
                 && !state.member_failed.contains_key(&m.id)
-                && m.volumes.iter().all(|v| state.managed.contains_key(&v.volume_id))
+                && m.volumes
+                    .iter()
+                    .all(|v| state.managed.contains_key(&v.volume_id))
         };
         if !ready {
             return Ok(());

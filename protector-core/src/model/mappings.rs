@@ -70,17 +70,25 @@ pub fn parse_mapping(arg: &str) -> Result<(String, String), MappingError> {
     let (src, dst) = match (parts.next(), parts.next(), parts.next()) {
         (Some(s), Some(d), None) => (s.trim(), d.trim()),
         (_, None, _) => {
-            return Err(MappingError::MissingSeparator { arg: arg.to_owned() })
+            return Err(MappingError::MissingSeparator {
+                arg: arg.to_owned(),
+            })
         }
         _ => {
-            return Err(MappingError::TooManySeparators { arg: arg.to_owned() })
+            return Err(MappingError::TooManySeparators {
+                arg: arg.to_owned(),
+            })
         }
     };
     if src.is_empty() {
-        return Err(MappingError::EmptySource { arg: arg.to_owned() });
+        return Err(MappingError::EmptySource {
+            arg: arg.to_owned(),
+        });
     }
     if dst.is_empty() {
-        return Err(MappingError::EmptyTarget { arg: arg.to_owned() });
+        return Err(MappingError::EmptyTarget {
+            arg: arg.to_owned(),
+        });
     }
     Ok((src.to_owned(), dst.to_owned()))
 }
@@ -133,7 +141,9 @@ mod tests {
         );
         assert_eq!(
             parse_mapping("a=b=c"),
-            Err(MappingError::TooManySeparators { arg: "a=b=c".into() })
+            Err(MappingError::TooManySeparators {
+                arg: "a=b=c".into()
+            })
         );
         assert_eq!(
             parse_mapping("nodelimiter"),
@@ -152,10 +162,7 @@ mod tests {
         let ok = parse_mappings(&["a=b", "a=b", "c=d"]).unwrap();
         assert_eq!(ok.len(), 2);
         let err = parse_mappings(&["a=b", "a=c"]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "conflicting mappings for 'a': 'b' and 'c'"
-        );
+        assert_eq!(err.to_string(), "conflicting mappings for 'a': 'b' and 'c'");
     }
 
     #[test]
@@ -164,6 +171,9 @@ mod tests {
             networks: parse_mappings(&["a=b"]).unwrap(),
             ..Default::default()
         };
-        assert_eq!(m.reversed().networks.get("b").map(String::as_str), Some("a"));
+        assert_eq!(
+            m.reversed().networks.get("b").map(String::as_str),
+            Some("a")
+        );
     }
 }

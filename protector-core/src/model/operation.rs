@@ -347,7 +347,13 @@ mod tests {
         let types: Vec<&str> = OperationType::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(
             types,
-            ["failover", "failback", "test_failover", "test_cleanup", "sync_volumes"]
+            [
+                "failover",
+                "failback",
+                "test_failover",
+                "test_cleanup",
+                "sync_volumes"
+            ]
         );
         let statuses: Vec<&str> = OperationStatus::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(

@@ -385,7 +385,13 @@ mod tests {
     fn statuses_serialise_with_the_documented_strings() {
         let s: Vec<String> = PgStatus::ALL
             .iter()
-            .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_owned())
+            .map(|s| {
+                serde_json::to_value(s)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(
             s,

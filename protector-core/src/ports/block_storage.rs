@@ -76,7 +76,10 @@ impl VolumeStatus {
 
     /// Whether the status is one of Cinder's error states.
     pub fn is_error(&self) -> bool {
-        matches!(self, Self::Error | Self::ErrorDeleting | Self::ErrorManaging)
+        matches!(
+            self,
+            Self::Error | Self::ErrorDeleting | Self::ErrorManaging
+        )
     }
 }
 
@@ -187,7 +190,9 @@ impl VolumeType {
 
     /// `volume_backend_name`, if set.
     pub fn backend_name(&self) -> Option<&str> {
-        self.extra_specs.get("volume_backend_name").map(String::as_str)
+        self.extra_specs
+            .get("volume_backend_name")
+            .map(String::as_str)
     }
 }
 
@@ -275,7 +280,11 @@ pub trait BlockStorage: Send + Sync {
     }
 
     /// Polls until the volume is `available` or `in-use`; fails on an error status.
-    async fn wait_for_available(&self, id: &VolumeId, policy: &WaitPolicy) -> Result<Volume, BackendError> {
+    async fn wait_for_available(
+        &self,
+        id: &VolumeId,
+        policy: &WaitPolicy,
+    ) -> Result<Volume, BackendError> {
         let what = format!("volume {id} to become available");
         poll_until(Service::BlockStorage, &what, policy, || async {
             let v = self.get_volume(id).await?;
@@ -292,7 +301,11 @@ pub trait BlockStorage: Send + Sync {
     }
 
     /// Polls until the volume is gone.
-    async fn wait_for_deleted(&self, id: &VolumeId, policy: &WaitPolicy) -> Result<(), BackendError> {
+    async fn wait_for_deleted(
+        &self,
+        id: &VolumeId,
+        policy: &WaitPolicy,
+    ) -> Result<(), BackendError> {
         let what = format!("volume {id} to be deleted");
         poll_until(Service::BlockStorage, &what, policy, || async {
             match self.get_volume(id).await {

@@ -226,11 +226,17 @@ pub trait Compute: Send + Sync {
     }
 
     /// Polls until the server is gone.
-    async fn wait_for_deleted(&self, id: &ServerId, policy: &WaitPolicy) -> Result<(), BackendError> {
+    async fn wait_for_deleted(
+        &self,
+        id: &ServerId,
+        policy: &WaitPolicy,
+    ) -> Result<(), BackendError> {
         let what = format!("server {id} to be deleted");
         poll_until(Service::Compute, &what, policy, || async {
             match self.get_server(id).await {
-                Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => Ok(WaitOutcome::Done(())),
+                Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => {
+                    Ok(WaitOutcome::Done(()))
+                }
                 Ok(s) if s.status == ServerStatus::Deleted => Ok(WaitOutcome::Done(())),
                 Ok(_) => Ok(WaitOutcome::Pending),
                 Err(e) => Err(e),

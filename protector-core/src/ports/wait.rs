@@ -75,7 +75,10 @@ where
                 ..BackendError::new(
                     BackendErrorKind::Transient,
                     service,
-                    format!("timed out after {}s waiting for {what}", policy.timeout.as_secs()),
+                    format!(
+                        "timed out after {}s waiting for {what}",
+                        policy.timeout.as_secs()
+                    ),
                 )
             });
         }
@@ -92,13 +95,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn poll_until_times_out_with_a_named_error() {
         let policy = WaitPolicy::new(Duration::from_secs(30));
-        let err = poll_until::<(), _, _>(Service::Compute, "server x to become ACTIVE", &policy, || async {
-            Ok(WaitOutcome::Pending)
-        })
+        let err = poll_until::<(), _, _>(
+            Service::Compute,
+            "server x to become ACTIVE",
+            &policy,
+            || async { Ok(WaitOutcome::Pending) },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.kind, BackendErrorKind::Transient);
-        assert!(err.message.contains("timed out after 30s waiting for server x"));
+        assert!(err
+            .message
+            .contains("timed out after 30s waiting for server x"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -108,7 +116,11 @@ mod tests {
         let policy = WaitPolicy::new(Duration::from_secs(600));
         let v = poll_until(Service::Compute, "x", &policy, || async {
             let n = calls.fetch_add(1, Ordering::SeqCst);
-            Ok(if n == 4 { WaitOutcome::Done(n) } else { WaitOutcome::Pending })
+            Ok(if n == 4 {
+                WaitOutcome::Done(n)
+            } else {
+                WaitOutcome::Pending
+            })
         })
         .await
         .unwrap();

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::error::StoreError;
 use crate::ids::{OperationId, ProjectId, ProtectionGroupId, SiteId};
 use crate::model::{
-    JournalEntry, JournalEvent, Operation, OperationFilter, ProtectionGroup, ReplicationPolicy, Site,
-    SyncState,
+    JournalEntry, JournalEvent, Operation, OperationFilter, ProtectionGroup, ReplicationPolicy,
+    Site, SyncState,
 };
 
 /// Operation records (`dr_operations`) and their journals.
@@ -25,7 +25,8 @@ pub trait OperationStore: Send + Sync {
     /// Records matching the filter, newest (`created_at`) first. A
     /// [`crate::model::PgRef::Name`] filter matches the group's name as stored in the
     /// metadata store of the same backend.
-    async fn list_operations(&self, filter: &OperationFilter) -> Result<Vec<Operation>, StoreError>;
+    async fn list_operations(&self, filter: &OperationFilter)
+        -> Result<Vec<Operation>, StoreError>;
     /// Appends to an operation's journal; returns the entry with its sequence number.
     async fn append_journal(
         &self,
@@ -53,21 +54,31 @@ pub trait MetadataStore: Send + Sync {
     /// name in the same project is `AlreadyExists`.
     async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError>;
     /// One group by id.
-    async fn get_protection_group(&self, id: &ProtectionGroupId) -> Result<Option<ProtectionGroup>, StoreError>;
+    async fn get_protection_group(
+        &self,
+        id: &ProtectionGroupId,
+    ) -> Result<Option<ProtectionGroup>, StoreError>;
     /// Groups of a project (all projects when `None`), by name.
-    async fn list_protection_groups(&self, project: Option<&ProjectId>) -> Result<Vec<ProtectionGroup>, StoreError>;
+    async fn list_protection_groups(
+        &self,
+        project: Option<&ProjectId>,
+    ) -> Result<Vec<ProtectionGroup>, StoreError>;
     /// Deletes a group with its policy and sync state; `NotFound` if missing.
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError>;
 
     /// Inserts or replaces the policy of a group, tokens included.
     async fn put_policy(&self, policy: &ReplicationPolicy) -> Result<(), StoreError>;
     /// The policy of a group, tokens included.
-    async fn get_policy(&self, pg: &ProtectionGroupId) -> Result<Option<ReplicationPolicy>, StoreError>;
+    async fn get_policy(
+        &self,
+        pg: &ProtectionGroupId,
+    ) -> Result<Option<ReplicationPolicy>, StoreError>;
 
     /// Inserts or replaces the sync state of a group.
     async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError>;
     /// The sync state of a group.
-    async fn get_sync_state(&self, pg: &ProtectionGroupId) -> Result<Option<SyncState>, StoreError>;
+    async fn get_sync_state(&self, pg: &ProtectionGroupId)
+        -> Result<Option<SyncState>, StoreError>;
 }
 
 pub mod memory;

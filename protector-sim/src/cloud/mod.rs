@@ -1,6 +1,6 @@
-//! The simulated OpenStack clouds: a synchronous state machine per site
-//! ([`state`]) and async shells that implement the core ports over it ([`nova`],
-//! [`cinder`], [`neutron`]).
+//! The simulated OpenStack clouds: a synchronous state machine per site and async
+//! shells that implement the core ports over it ([`SimCompute`], [`SimBlockStorage`],
+//! [`SimNetworking`]).
 
 pub(crate) mod cinder;
 pub(crate) mod neutron;

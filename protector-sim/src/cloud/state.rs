@@ -1074,3 +1074,114 @@ pub fn unmanaged_name(name: &str) -> String {
     let base: String = name.chars().take(keep).collect();
     format!("{base}{suffix}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use protector_core::ports::{ManageVolume, VolumeService};
+
+    use super::*;
+
+    fn cloud() -> (CloudState, Caller) {
+        let mut c = CloudState::new(IdGenerator::seeded(1));
+        let project = ProjectId::new("p");
+        let user = UserId::new("u");
+        c.projects.insert(
+            project.clone(),
+            ProjectInfo {
+                id: project.clone(),
+                name: "p".to_owned(),
+            },
+        );
+        let mut roles = BTreeMap::new();
+        roles.insert(project.clone(), vec!["member".to_owned()]);
+        c.users.insert(
+            user.clone(),
+            UserInfo {
+                id: user.clone(),
+                name: "u".to_owned(),
+                roles,
+            },
+        );
+        c.services.push(VolumeService {
+            host: "h@pure".to_owned(),
+            status: "enabled".to_owned(),
+            state: "up".to_owned(),
+            zone: None,
+        });
+        c.backend_host = "h@pure#pure".to_owned();
+        let caller = c.caller(&user, &project).unwrap();
+        (c, caller)
+    }
+
+    fn manage(source: &str) -> ManageVolume {
+        ManageVolume {
+            source_name: source.to_owned(),
+            host: "h@pure#pure".to_owned(),
+            name: "v".to_owned(),
+            volume_type: None,
+            bootable: false,
+            description: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn unmanaged_names_keep_within_sixty_three_characters() {
+        assert_eq!(
+            unmanaged_name("volume-x-cinder"),
+            "volume-x-cinder-unmanaged"
+        );
+        let long = "v".repeat(70);
+        let renamed = unmanaged_name(&long);
+        assert_eq!(renamed.len(), 63);
+        assert!(renamed.ends_with("-unmanaged"));
+    }
+
+    #[test]
+    fn a_failed_manage_is_error_managing_inside_and_error_to_clients() {
+        let (mut c, caller) = cloud();
+        let v = c.request_manage(&caller, &manage("gone")).unwrap();
+        let (effects, reason) = c.finish_manage(
+            &v.id,
+            "array-a",
+            Err("gone: Volume does not exist.".to_owned()),
+        );
+        assert!(effects.is_empty());
+        assert_eq!(reason.as_deref(), Some("gone: Volume does not exist."));
+        assert_eq!(c.volumes[&v.id].status, VolumeStatus::ErrorManaging);
+        assert_eq!(
+            c.get_volume(&caller, &v.id).unwrap().status,
+            VolumeStatus::Error
+        );
+    }
+
+    #[test]
+    fn a_second_manage_of_the_same_source_is_refused_once_the_first_owns_it() {
+        let (mut c, caller) = cloud();
+        let first = c.request_manage(&caller, &manage("src")).unwrap();
+        let (effects, _) = c.finish_manage(&first.id, "array-a", Ok(1 << 30));
+        let owned = pure_volume_name(&first.id);
+        assert_eq!(
+            effects,
+            vec![ArrayEffect::Rename {
+                from: "src".to_owned(),
+                to: owned.clone()
+            }]
+        );
+        assert!(c.is_managed(&owned));
+        let second = c.request_manage(&caller, &manage(&owned)).unwrap();
+        let (_, reason) = c.finish_manage(&second.id, "array-a", Ok(1 << 30));
+        assert!(reason.is_some());
+        c.request_unmanage(&caller, &first.id).unwrap();
+        assert_eq!(
+            c.finish_unmanage(&first.id),
+            vec![ArrayEffect::Rename {
+                from: owned.clone(),
+                to: format!("{owned}-unmanaged")
+            }]
+        );
+        assert!(!c.is_managed(&owned));
+    }
+}

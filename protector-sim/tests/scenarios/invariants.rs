@@ -170,6 +170,12 @@ async fn the_checker_flags_an_array_volume_that_backs_nothing() {
         .unwrap();
     w.create_array_volume(SimSite::B, "restored-from-db-1", 10)
         .unwrap();
+    assert!(w
+        .array_volumes(SimSite::B)
+        .contains(&"restored-from-db-1".to_owned()));
+    assert_eq!(w.servers(SimSite::A).len(), 1);
+    assert_eq!(w.volumes(SimSite::A).len(), 2);
+    assert_eq!(w.stats().total(), 0, "inspection is not counted");
     let violations = w.check_invariants(&InvariantInput::default()).unwrap_err();
     assert_eq!(
         violations,
