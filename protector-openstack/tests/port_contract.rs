@@ -1,67 +1,18 @@
-//! Port-behaviour checks written against `&dyn Compute` / `&dyn BlockStorage` only, so
-//! the same functions can run against any implementation (here: the HTTP clients over
-//! wiremock; later: the simulator).
+//! The shared port conformance checks (`protector_core::ports::contract`), run against
+//! the HTTP clients over wiremock. The simulator runs the same checks.
 
 use std::time::Duration;
 
-use protector_core::ids::{ServerId, VolumeId};
-use protector_core::ports::{BlockStorage, Compute, ManageVolume, VolumeStatus, WaitPolicy};
-use protector_core::BackendErrorKind;
+use protector_core::ports::contract::{
+    get_missing_server_is_not_found, list_servers_returns_everything,
+    list_volumes_returns_everything, managed_volume_appears,
+};
+use protector_core::ports::ManageVolume;
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::common::{fixture, json_fixture, status_json, MockCloud};
-
-/// Getting a server that does not exist is `NotFound`.
-pub async fn get_missing_server_is_not_found(compute: &dyn Compute, missing: &ServerId) {
-    let err = compute.get_server(missing).await.unwrap_err();
-    assert_eq!(err.kind, BackendErrorKind::NotFound, "{err}");
-}
-
-/// Managing a backend volume makes a Cinder volume that becomes available, with the
-/// requested name, and that is listed.
-pub async fn managed_volume_appears(
-    storage: &dyn BlockStorage,
-    request: &ManageVolume,
-) -> VolumeId {
-    let created = storage.manage_volume(request).await.unwrap();
-    let policy = WaitPolicy::new(Duration::from_secs(10))
-        .with_intervals(Duration::from_millis(10), Duration::from_millis(50));
-    let ready = storage
-        .wait_for_available(&created.id, &policy)
-        .await
-        .unwrap();
-    assert_eq!(ready.id, created.id);
-    assert_eq!(ready.name, request.name);
-    assert_eq!(ready.status, VolumeStatus::Available);
-    assert_eq!(ready.bootable, request.bootable);
-    let listed = storage.list_volumes().await.unwrap();
-    assert!(
-        listed.iter().any(|v| v.id == created.id),
-        "managed volume not listed"
-    );
-    created.id
-}
-
-/// Listing returns every server across pages, each once.
-pub async fn list_servers_returns_everything(compute: &dyn Compute, expected: usize) {
-    let servers = compute.list_servers().await.unwrap();
-    let mut ids: Vec<_> = servers.iter().map(|s| s.id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), expected);
-    assert_eq!(servers.len(), expected);
-}
-
-/// Listing returns every volume across pages, each once.
-pub async fn list_volumes_returns_everything(storage: &dyn BlockStorage, expected: usize) {
-    let volumes = storage.list_volumes().await.unwrap();
-    let mut ids: Vec<_> = volumes.iter().map(|v| v.id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), expected);
-}
 
 #[tokio::test]
 async fn nova_client_reports_a_missing_server_as_not_found() {
@@ -72,7 +23,9 @@ async fn nova_client_reports_a_missing_server_as_not_found() {
         .mount(&cloud.server)
         .await;
     let site = cloud.site().await;
-    get_missing_server_is_not_found(site.clients().compute.as_ref(), &"missing".into()).await;
+    get_missing_server_is_not_found(site.clients().compute.as_ref(), &"missing".into())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -118,7 +71,13 @@ async fn cinder_client_makes_a_managed_volume_appear() {
         description: None,
         metadata: Default::default(),
     };
-    let got = managed_volume_appears(site.clients().block_storage.as_ref(), &request).await;
+    let got = managed_volume_appears(
+        site.clients().block_storage.as_ref(),
+        &request,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(got.as_str(), id);
 }
 
@@ -176,6 +135,10 @@ async fn nova_and_cinder_clients_list_every_page() {
             .await
             .unwrap();
     let clients = site.clients();
-    list_servers_returns_everything(clients.compute.as_ref(), 5).await;
-    list_volumes_returns_everything(clients.block_storage.as_ref(), 5).await;
+    list_servers_returns_everything(clients.compute.as_ref(), 5)
+        .await
+        .unwrap();
+    list_volumes_returns_everything(clients.block_storage.as_ref(), 5)
+        .await
+        .unwrap();
 }

@@ -45,3 +45,4 @@ pub mod hooks;
 pub use hooks::{HookVerdict, StepBoundary, StepHook};
 pub mod connector;
 pub use connector::SiteConnector;
+pub mod contract;
