@@ -349,6 +349,99 @@ impl SimWorld {
             .clone()
     }
 
+    /// An operator creates a new volume of `volume_type` and attaches it to a running
+    /// workload server (as `openstack volume create` + `server add volume` would). The
+    /// volume joins the server's workload, is `in-use` and is written while the server
+    /// runs.
+    ///
+    /// # Errors
+    /// [`SimError::Unknown`]/[`SimError::Invalid`] for an unknown type or server.
+    pub fn attach_new_volume(
+        &self,
+        site: SimSite,
+        server: &ServerId,
+        volume_type: &str,
+        size_gb: u64,
+    ) -> Result<WorkloadVolume, SimError> {
+        let info = self.site(site).clone();
+        info.volume_type_id(volume_type)?;
+        let (project_id, active, index) = self
+            .inner
+            .with_cloud(site, |c| {
+                c.servers.get(server).map(|r| {
+                    (
+                        r.server.project_id.clone(),
+                        r.server.status == ServerStatus::Active,
+                        r.devices.len(),
+                    )
+                })
+            })
+            .ok_or_else(|| SimError::Invalid(format!("no server {server} on {site}")))?;
+        let id: VolumeId = self.inner.with_cloud(site, |c| c.ids.next());
+        let array_volume = pure_volume_name(&id);
+        self.inner
+            .bridge_create_volume(site, &array_volume, size_gb.saturating_mul(1 << 30))?;
+        let mut metadata = BTreeMap::new();
+        metadata.insert("array_volume_name".to_owned(), array_volume.clone());
+        metadata.insert("array_name".to_owned(), info.array_name.clone());
+        let volume = Volume {
+            id: id.clone(),
+            name: format!("{server}-data-{index}"),
+            status: if active {
+                VolumeStatus::InUse
+            } else {
+                VolumeStatus::Available
+            },
+            size_gb,
+            volume_type: Some(volume_type.to_owned()),
+            bootable: false,
+            attachments: vec![VolumeAttachment {
+                server_id: server.clone(),
+                device: None,
+            }],
+            metadata,
+            host: Some(info.volume_host.clone()),
+            provider_id: Some(array_volume.clone()),
+            group_id: None,
+            project_id: Some(project_id),
+        };
+        self.inner.with_cloud(site, |c| {
+            c.remember_volume(volume);
+            if let Some(rec) = c.servers.get_mut(server) {
+                rec.devices.push((id.clone(), false));
+                rec.server.volumes_attached.push(id.clone());
+            }
+        });
+        self.inner.set_attached(site, server, true);
+        if active {
+            self.inner.apply_array_effects(
+                site,
+                vec![ArrayEffect::Writing {
+                    volume: array_volume.clone(),
+                    writing: true,
+                }],
+            );
+        }
+        let attached = WorkloadVolume {
+            id,
+            array_volume,
+            size_gb,
+        };
+        let mut workloads = self
+            .inner
+            .workloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for w in workloads.iter_mut().filter(|w| w.site == site) {
+            for s in w.servers.iter_mut().filter(|s| &s.id == server) {
+                s.data_volumes.push(attached.clone());
+            }
+        }
+        self.inner
+            .log(site, format!("volume {} attached to {server}", attached.id));
+        Ok(attached)
+    }
+
     /// Creates a bare volume on a site's array, outside Cinder (for manage scenarios).
     ///
     /// # Errors

@@ -304,6 +304,57 @@ async fn a_flavor_mapping_boots_members_with_the_mapped_flavor() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn consistency_group_sync_adopts_a_newly_attached_volume_and_replicates_it() {
+    let fx = Setup::new(seed(69)).build().await;
+    let server = fx.workload.servers[0].id.clone();
+    let added = fx
+        .world
+        .attach_new_volume(SimSite::A, &server, protector::sim::world::TYPE_ASYNC, 20)
+        .expect("attach");
+    let op = fx.a.sync_volumes(&fx.ctx, PG).await.expect("sync");
+    let op = fx.finish(&fx.a, op).await;
+    assert_completed(&op);
+    assert_eq!(op.result_data["volumes_added"], 1);
+    assert_eq!(op.result_data["volumes_removed"], 0);
+    let pg = fx.pg(SimSite::B).await;
+    let member = pg
+        .members
+        .iter()
+        .find(|m| m.instance_id == server)
+        .expect("member");
+    assert!(member.volumes.iter().any(|v| v.volume_id == added.id));
+    // The new volume now replicates: a failover recovers it too, without losing a write.
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    let after = fx.pg(SimSite::B).await;
+    let m = after
+        .members
+        .iter()
+        .find(|m| m.id == member.id)
+        .expect("member");
+    assert_eq!(m.volumes.len(), 3);
+    let recovered = m
+        .volumes
+        .iter()
+        .find(|v| v.name.ends_with("-data-2"))
+        .expect("recovered");
+    let lost = fx
+        .world
+        .writes_lost(
+            SimSite::A,
+            &added.array_volume,
+            SimSite::B,
+            &recovered.array_volume_name,
+        )
+        .expect("seq");
+    assert_eq!(lost, 0);
+    fx.check().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn consistency_group_sync_replicates_now_and_records_the_snapshot() {
     let fx = Setup::new(seed(68)).build().await;
     let op = fx.a.sync_volumes(&fx.ctx, PG).await.expect("sync");
