@@ -449,6 +449,11 @@ impl Protector {
                 return Err(Refusal::ModifyRemoteUnreachable.into());
             }
         }
+        self.ensure_same_version(pg).await
+    }
+
+    /// Refuses unless the peer's copy of the group has the same metadata version.
+    pub(crate) async fn ensure_same_version(&self, pg: &ProtectionGroup) -> Result<(), Error> {
         let remote = self
             .inner
             .peer

@@ -300,21 +300,7 @@ impl Protector {
                 _ => {}
             }
         }
-        let remote = self
-            .inner
-            .peer
-            .metadata
-            .get_protection_group(&pg.id)
-            .await?;
-        match remote {
-            Some(r) if r.version == pg.version => Ok(()),
-            other => Err(Refusal::OutOfSync {
-                pg: pg.name.clone(),
-                local: pg.version,
-                remote: other.map(|r| r.version),
-            }
-            .into()),
-        }
+        self.ensure_same_version(pg).await
     }
 
     /// Checks shared by failover, failback and test failover.

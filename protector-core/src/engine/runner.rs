@@ -683,25 +683,15 @@ impl Run {
         match resource {
             ResourceRef::Server { site_id, id } => {
                 let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
-                match c.compute.delete_server(id).await {
-                    Ok(()) => {}
-                    Err(e) if gone(&e) => return Ok(()),
-                    Err(e) => return Err(format!("delete server {id}: {e}")),
-                }
                 c.compute
-                    .wait_for_deleted(id, &wait_server)
+                    .delete_server_and_wait(id, &wait_server)
                     .await
                     .map_err(|e| format!("delete server {id}: {e}"))
             }
             ResourceRef::Volume { site_id, id } => {
                 let c = self.clients(site_id).await.map_err(|e| format!("{e:?}"))?;
-                match c.block_storage.delete_volume(id).await {
-                    Ok(()) => {}
-                    Err(e) if gone(&e) => return Ok(()),
-                    Err(e) => return Err(format!("delete volume {id}: {e}")),
-                }
                 c.block_storage
-                    .wait_for_deleted(id, &wait_volume)
+                    .delete_volume_and_wait(id, &wait_volume)
                     .await
                     .map_err(|e| format!("delete volume {id}: {e}"))
             }

@@ -251,11 +251,9 @@ impl Run {
         let wait = &self.p.inner.config;
         self.on(Service::Compute);
         for s in &stale.servers {
-            match c.compute.delete_server(s).await {
-                Ok(()) => c.compute.wait_for_deleted(s, &wait.server_wait).await?,
-                Err(e) if e.kind == BackendErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            c.compute
+                .delete_server_and_wait(s, &wait.server_wait)
+                .await?;
         }
         self.on(Service::BlockStorage);
         // Volumes in a consistency group cannot be deleted: take them out first.
@@ -279,15 +277,9 @@ impl Run {
             }
         }
         for v in &stale.volumes {
-            match c.block_storage.delete_volume(v).await {
-                Ok(()) => {
-                    c.block_storage
-                        .wait_for_deleted(v, &wait.volume_wait)
-                        .await?
-                }
-                Err(e) if e.kind == BackendErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            c.block_storage
+                .delete_volume_and_wait(v, &wait.volume_wait)
+                .await?;
         }
         self.note(RunNote::StaleRemoved {
             site: target.clone(),
@@ -1100,15 +1092,9 @@ impl Run {
         let total = servers.len();
         for (i, s) in servers.iter().enumerate() {
             self.on(Service::Compute);
-            match c.compute.delete_server(s).await {
-                Ok(()) => {
-                    c.compute
-                        .wait_for_deleted(s, &self.p.inner.config.server_wait)
-                        .await?
-                }
-                Err(e) if e.kind == BackendErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            c.compute
+                .delete_server_and_wait(s, &self.p.inner.config.server_wait)
+                .await?;
             self.advance(StepId::DeleteInstances, i + 1, total).await?;
         }
         Ok(())
@@ -1121,15 +1107,9 @@ impl Run {
         let total = volumes.len() + arrays.len();
         for (i, v) in volumes.iter().enumerate() {
             self.on(Service::BlockStorage);
-            match c.block_storage.delete_volume(v).await {
-                Ok(()) => {
-                    c.block_storage
-                        .wait_for_deleted(v, &self.p.inner.config.volume_wait)
-                        .await?
-                }
-                Err(e) if e.kind == BackendErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            c.block_storage
+                .delete_volume_and_wait(v, &self.p.inner.config.volume_wait)
+                .await?;
             self.advance(StepId::DeleteVolumes, i + 1, total).await?;
         }
         if !arrays.is_empty() {

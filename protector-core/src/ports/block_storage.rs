@@ -300,6 +300,20 @@ pub trait BlockStorage: Send + Sync {
         .await
     }
 
+    /// Deletes a volume and waits until it is gone; a volume that is already gone is not
+    /// an error.
+    async fn delete_volume_and_wait(
+        &self,
+        id: &VolumeId,
+        policy: &WaitPolicy,
+    ) -> Result<(), BackendError> {
+        match self.delete_volume(id).await {
+            Ok(()) => self.wait_for_deleted(id, policy).await,
+            Err(e) if e.kind == BackendErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Polls until the volume is gone.
     async fn wait_for_deleted(
         &self,

@@ -225,6 +225,20 @@ pub trait Compute: Send + Sync {
         .await
     }
 
+    /// Deletes a server and waits until it is gone; a server that is already gone is
+    /// not an error.
+    async fn delete_server_and_wait(
+        &self,
+        id: &ServerId,
+        policy: &WaitPolicy,
+    ) -> Result<(), BackendError> {
+        match self.delete_server(id).await {
+            Ok(()) => self.wait_for_deleted(id, policy).await,
+            Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Polls until the server is gone.
     async fn wait_for_deleted(
         &self,
