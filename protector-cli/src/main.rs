@@ -1,16 +1,8 @@
-//! The `protector` command line.
-//!
-//! This build carries the binary's identity only (`--help`, `--version`); the
-//! product's command tree (`site`, `protection-group`, `consistency-group`,
-//! `operation`, `sim`, `demo`) is added on top of the engine in `protector-core`.
+//! The `protector` binary.
 
 use clap::Parser;
 
-/// Disaster recovery for OpenStack workloads on Pure Storage FlashArray.
-#[derive(Debug, Parser)]
-#[command(name = "protector", version, about)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = protector_cli::cli::Cli::parse();
+    std::process::exit(protector_cli::run(cli));
 }

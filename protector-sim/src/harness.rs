@@ -256,9 +256,12 @@ impl SimWorld {
             .list_protection_groups(None)
             .await?
             .len();
+        // The world's event count grows with every call, so handles built one after the
+        // other (one per command, say) draw different ids, deterministically.
+        let events = self.events().len();
         let seed = crate::seed::derive_seed(
             self.seed(),
-            &format!("protector-{}-{ops}-{pgs}", local.name()),
+            &format!("protector-{}-{ops}-{pgs}-{events}", local.name()),
         );
         Ok(Protector::builder()
             .local(self.site_runtime(local, stores))
