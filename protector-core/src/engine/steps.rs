@@ -250,11 +250,21 @@ impl Run {
         };
         let wait = &self.p.inner.config;
         self.on(Service::Compute);
-        for s in &stale.servers {
-            c.compute
-                .delete_server_and_wait(s, &wait.server_wait)
-                .await?;
-        }
+        // Deleted concurrently (within the compute fan-out limit): one after the other,
+        // the waits for each server's deletion add up.
+        let deleted: Vec<Result<(), _>> = stream::iter(stale.servers.iter().cloned())
+            .map(|s| {
+                let c = c.clone();
+                async move {
+                    c.compute
+                        .delete_server_and_wait(&s, &wait.server_wait)
+                        .await
+                }
+            })
+            .buffer_unordered(self.limit_compute().max(1))
+            .collect()
+            .await;
+        deleted.into_iter().collect::<Result<(), _>>()?;
         self.on(Service::BlockStorage);
         // Volumes in a consistency group cannot be deleted: take them out first.
         if let Some(gid) = pg
@@ -276,11 +286,19 @@ impl Run {
                 Err(e) => return Err(e.into()),
             }
         }
-        for v in &stale.volumes {
-            c.block_storage
-                .delete_volume_and_wait(v, &wait.volume_wait)
-                .await?;
-        }
+        let deleted: Vec<Result<(), _>> = stream::iter(stale.volumes.iter().cloned())
+            .map(|v| {
+                let c = c.clone();
+                async move {
+                    c.block_storage
+                        .delete_volume_and_wait(&v, &wait.volume_wait)
+                        .await
+                }
+            })
+            .buffer_unordered(self.limit_block().max(1))
+            .collect()
+            .await;
+        deleted.into_iter().collect::<Result<(), _>>()?;
         self.note(RunNote::StaleRemoved {
             site: target.clone(),
             servers: stale.servers.len(),

@@ -1,0 +1,323 @@
+//! Performance report of DESIGN §8: RTO efficiency on the `realistic` profile, engine
+//! overhead on the `zero` profile with SQLite stores, and simulation throughput.
+//!
+//! ```text
+//! cargo run --release --example rto_report            # N = 10, 100, 1000
+//! cargo run --release --example rto_report -- --quick # N = 10 only (CI smoke)
+//! cargo run --release --example rto_report -- --steps # also the calls of every step
+//! ```
+//!
+//! Prints markdown tables on stdout.
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use protector::core::model::FailoverType;
+use protector::sim::{LatencyProfile, SimSite};
+use support::{Run, Setup, SERVICES};
+
+/// Counts live heap bytes and their peak, so the report can give the memory an
+/// operation needs (peak during the operation minus live bytes before it).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the counters are
+// only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grow(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grow(layout.size());
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grow(new_size - layout.size());
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+fn grow(n: usize) {
+    let live = LIVE.fetch_add(n, Ordering::Relaxed) + n;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Resets the peak to the live bytes; returns them.
+fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+struct Args {
+    quick: bool,
+    steps: bool,
+}
+
+fn main() {
+    let args = std::env::args().skip(1).collect::<Vec<_>>();
+    let args = Args {
+        quick: args.iter().any(|a| a == "--quick"),
+        steps: args.iter().any(|a| a == "--steps"),
+    };
+    let started = support::wall_clock();
+    rto_table(&args);
+    overhead_table(&args);
+    throughput_line(&args);
+    println!();
+    println!(
+        "Total wall time of the report: {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// RTO efficiency
+
+fn rto_table(args: &Args) {
+    let sizes: &[usize] = if args.quick { &[10] } else { &[10, 100, 1000] };
+    let profile = LatencyProfile::realistic();
+    println!("### RTO efficiency (`realistic` profile, 2 volumes per VM)");
+    println!();
+    println!(
+        "Bound = Σ_steps max_(site, class) ceil(calls / limit) × latency, with the calls \
+         each step of the operation issued (counted by the simulator between the engine's \
+         step boundaries; work before, between and after steps counts as its own step) and \
+         the latency and per-site limit of each class from the profile table. \
+         Ratio = virtual RTO / bound."
+    );
+    println!();
+    let mut header = String::from("| N | operation | virtual RTO | bound | ratio |");
+    let mut rule = String::from("|---:|---|---:|---:|---:|");
+    for s in SERVICES {
+        header.push_str(&format!(" {s}/VM |"));
+        rule.push_str("---:|");
+    }
+    header.push_str(" writes lost (sum / max) | wall |");
+    rule.push_str("---:|---:|");
+    println!("{header}");
+    println!("{rule}");
+    for &n in sizes {
+        let rt = support::paused_runtime();
+        rt.block_on(async {
+            let bench = Setup::new(42 + n as u64, n, profile.clone()).build().await;
+            bench.let_time_pass(Duration::from_secs(600)).await;
+            let t = support::wall_clock();
+            let fo = bench.failover(SimSite::A, FailoverType::Planned).await;
+            let fo_wall = t.elapsed();
+            let t = support::wall_clock();
+            let fb = bench.failback(SimSite::B).await;
+            let fb_wall = t.elapsed();
+            row(args, &profile, n, "planned failover", &fo, fo_wall);
+            row(args, &profile, n, "failback (after planned)", &fb, fb_wall);
+            bench.let_time_pass(Duration::from_secs(700)).await;
+            bench.world.take_site_down(SimSite::A);
+            let t = support::wall_clock();
+            let ufo = bench.failover(SimSite::A, FailoverType::Unplanned).await;
+            let ufo_wall = t.elapsed();
+            bench.world.bring_site_up(SimSite::A);
+            bench
+                .b
+                .sync_force(&bench.ctx, support::PG)
+                .await
+                .expect("sync-force");
+            let t = support::wall_clock();
+            let ufb = bench.failback(SimSite::B).await;
+            let ufb_wall = t.elapsed();
+            row(args, &profile, n, "unplanned failover", &ufo, ufo_wall);
+            row(
+                args,
+                &profile,
+                n,
+                "failback (after unplanned)",
+                &ufb,
+                ufb_wall,
+            );
+        });
+    }
+    println!();
+}
+
+fn row(args: &Args, profile: &LatencyProfile, n: usize, what: &str, run: &Run, wall: Duration) {
+    let bound = support::step_barrier_bound(profile, &run.segments);
+    let rto = run.virtual_rto;
+    let ratio = rto.as_secs_f64() / bound.as_secs_f64().max(f64::MIN_POSITIVE);
+    let mut line = format!(
+        "| {n} | {what} | {} | {} | {ratio:.3} |",
+        fmt_secs(rto),
+        fmt_secs(bound)
+    );
+    for s in SERVICES {
+        let per_vm = support::service_calls(&run.calls, s) as f64 / n as f64;
+        line.push_str(&format!(" {per_vm:.2} |"));
+    }
+    let sum: u64 = run.writes_lost.iter().sum();
+    let max = run.writes_lost.iter().copied().max().unwrap_or(0);
+    line.push_str(&format!(
+        " {sum} / {max} ({} volumes) | {:.2} s |",
+        run.writes_lost.len(),
+        wall.as_secs_f64()
+    ));
+    println!("{line}");
+    if args.steps {
+        for seg in &run.segments {
+            let b = support::step_barrier_bound(profile, std::slice::from_ref(seg));
+            let calls: Vec<String> = seg
+                .calls
+                .iter()
+                .map(|((site, class), c)| format!("{}:{class:?}={c}", site.name()))
+                .collect();
+            eprintln!(
+                "  N={n} {what}: {:<20} bound {:>9}  {}",
+                seg.name,
+                fmt_secs(b),
+                calls.join(" ")
+            );
+        }
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine overhead
+
+fn overhead_table(args: &Args) {
+    let sizes: &[usize] = if args.quick {
+        &[100]
+    } else {
+        &[100, 1000, 10_000]
+    };
+    println!("### Engine overhead (`zero` profile, SQLite stores, planned failover)");
+    println!();
+    println!("| N | wall | wall per VM | peak heap per VM | VmHWM growth per VM | setup wall |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let rt = support::paused_runtime();
+        rt.block_on(async {
+            let t = support::wall_clock();
+            let bench = Setup::new(7 + n as u64, n, LatencyProfile::zero())
+                .build_sqlite(dir.path())
+                .await;
+            bench.let_time_pass(Duration::from_secs(600)).await;
+            let setup = t.elapsed();
+            let hwm0 = support::vm_hwm_kib().unwrap_or(0);
+            let live0 = reset_peak();
+            let t = support::wall_clock();
+            let run = bench.failover(SimSite::A, FailoverType::Planned).await;
+            let wall = t.elapsed();
+            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(live0);
+            let hwm1 = support::vm_hwm_kib().unwrap_or(0);
+            assert!(run.writes_lost.iter().all(|l| *l == 0));
+            println!(
+                "| {n} | {:.3} s | {:.1} µs | {:.1} KB | {:.1} KB | {:.1} s |",
+                wall.as_secs_f64(),
+                wall.as_secs_f64() * 1e6 / n as f64,
+                peak as f64 / 1000.0 / n as f64,
+                hwm1.saturating_sub(hwm0) as f64 * 1.024 / n as f64,
+                setup.as_secs_f64()
+            );
+        });
+    }
+    println!();
+    println!(
+        "Peak heap per VM: the highest live heap during the failover minus the live heap \
+         before it (counting allocator), over N. VmHWM growth: growth of the process's peak \
+         resident set during the failover, over N (0 when setup already peaked higher)."
+    );
+    println!();
+}
+
+// ---------------------------------------------------------------------------------------
+// Simulation throughput
+
+fn throughput_line(args: &Args) {
+    let window = if args.quick {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(20)
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = support::wall_clock();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let done = done.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let rt = support::paused_runtime();
+                let mut seed = 1_000_000 * (t as u64 + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    rt.block_on(scenario(seed));
+                    seed += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    support::wall_sleep(window);
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("throughput worker");
+    }
+    let elapsed = started.elapsed();
+    let n = done.load(Ordering::Relaxed);
+    println!("### Simulation throughput");
+    println!();
+    println!(
+        "{:.0} seeded scenarios per minute ({n} in {:.1} s on {threads} threads): each \
+         builds a `realistic` world with 10 VMs, protects them, and runs planned failover \
+         and failback under paused tokio time.",
+        n as f64 * 60.0 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+}
+
+async fn scenario(seed: u64) {
+    let bench = Setup::new(seed, 10, LatencyProfile::realistic())
+        .build()
+        .await;
+    bench.let_time_pass(Duration::from_secs(120)).await;
+    let (fo, fb) = bench.planned_cycle().await;
+    assert!(fo.writes_lost.iter().all(|l| *l == 0));
+    assert!(fb.writes_lost.iter().all(|l| *l == 0));
+}
