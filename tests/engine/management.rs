@@ -367,3 +367,40 @@ async fn consistency_group_sync_replicates_now_and_records_the_snapshot() {
     assert!(pg.last_replication_at.is_some());
     fx.check().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_site_with_stale_metadata_never_overwrites_the_newer_copy_of_its_peer() {
+    let fx = Setup::new(seed(70)).build().await;
+    fx.let_time_pass(Duration::from_secs(700)).await;
+    fx.world.take_site_down(SimSite::A);
+    let op =
+        fx.b.failover(&fx.ctx, PG, fx.unplanned())
+            .await
+            .expect("unplanned");
+    assert_completed(&fx.finish(&fx.b, op).await);
+    fx.world.bring_site_up(SimSite::A);
+    // Site A still believes the group is active there. A cleanup it runs fails (site B's
+    // Nova errors) and records that on its own copy, but must not push that stale copy
+    // over site B's.
+    let fault = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Transient, "503")
+            .on_call(protector::sim::CallKind::ListServers)
+            .on_site(SimSite::B),
+    );
+    let op =
+        fx.a.test_cleanup(&fx.ctx, PG)
+            .await
+            .expect("cleanup starts");
+    let op = fx.finish(&fx.a, op).await;
+    assert_eq!(op.status, protector::core::model::OperationStatus::Failed);
+    drop(fault);
+    let b = fx.pg(SimSite::B).await;
+    assert_eq!(b.status, PgStatus::FailedOver);
+    assert_eq!(b.current_primary_site_id, fx.world.site(SimSite::B).site_id);
+    let status = fx.a.sync_status(&fx.ctx, PG).await.expect("status");
+    assert_eq!(status.status.as_str(), "FAILED");
+    // The site that ran the failover pushes its copy, and both agree again.
+    let forced = fx.b.sync_force(&fx.ctx, PG).await.expect("sync-force");
+    assert_eq!(forced.status.as_str(), "IN SYNC");
+    assert_eq!(fx.pg(SimSite::A).await.status, PgStatus::FailedOver);
+}

@@ -488,8 +488,21 @@ impl Protector {
                 Some(format!("site {} is unreachable", self.inner.peer.site.name)),
             )
         } else {
-            match self.inner.peer.metadata.put_protection_group(pg).await {
-                Ok(()) => (SyncStatusValue::InSync, Some(pg.version), None),
+            // Never overwrite a newer copy: the peer moved on (an operation ran there
+            // while this site was cut off), and only sync-force may override it.
+            match self.inner.peer.metadata.get_protection_group(&pg.id).await {
+                Ok(Some(remote)) if remote.version > pg.version => (
+                    SyncStatusValue::Failed,
+                    Some(remote.version),
+                    Some(format!(
+                        "site {} holds version {} of the group, newer than version {} here",
+                        self.inner.peer.site.name, remote.version, pg.version
+                    )),
+                ),
+                Ok(_) => match self.inner.peer.metadata.put_protection_group(pg).await {
+                    Ok(()) => (SyncStatusValue::InSync, Some(pg.version), None),
+                    Err(e) => (SyncStatusValue::Failed, None, Some(e.to_string())),
+                },
                 Err(e) => (SyncStatusValue::Failed, None, Some(e.to_string())),
             }
         };
