@@ -193,11 +193,21 @@ pub fn apply_success(
     partial: bool,
     now: DateTime<Utc>,
 ) -> Result<(), TransitionError> {
-    let next = pg_transition(pg.status, PgEvent::Completed { operation, partial })?;
+    let mut next = pg_transition(pg.status, PgEvent::Completed { operation, partial })?;
     if matches!(operation, OperationType::Failover | OperationType::Failback) {
         pg.current_primary_site_id = pg.current_target_site_id().clone();
         pg.failover_count += 1;
         pg.last_failover_at = Some(now);
+        // The sites are symmetric: what the group is called afterwards depends on where
+        // the workload landed. A forced failover from `error` back onto the primary
+        // site is, in effect, a failback.
+        if !partial {
+            next = if pg.current_primary_site_id == pg.primary_site_id {
+                PgStatus::Active
+            } else {
+                PgStatus::FailedOver
+            };
+        }
     }
     pg.status = next;
     pg.version += 1;

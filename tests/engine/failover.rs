@@ -271,3 +271,39 @@ async fn failover_with_a_member_that_cannot_boot_ends_failed_over_partial() {
     let op = fx.b.failback(&fx.ctx, PG, fx.failback(true)).await;
     assert!(op.is_ok(), "failback refused: {:?}", op.err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_forced_failover_from_error_back_onto_the_primary_site_leaves_the_group_active() {
+    let fx = Setup::new(seed(15)).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    super::fixture::assert_completed(&fx.finish(&fx.a, op).await);
+    // The failback fails on site A and leaves the group in error, still running on B.
+    fx.world.deny_volume_manage(SimSite::A);
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback");
+    assert_eq!(fx.finish(&fx.b, op).await.status, OperationStatus::Failed);
+    assert_eq!(fx.pg(SimSite::B).await.status, PgStatus::Error);
+    fx.world.allow_volume_manage(SimSite::A);
+    // Site B is lost; the operator forces an unplanned failover onto site A.
+    fx.let_time_pass(Duration::from_secs(700)).await;
+    fx.world.take_site_down(SimSite::B);
+    let req = protector::core::engine::FailoverRequest {
+        failover_type: protector::core::model::FailoverType::Unplanned,
+        mappings: fx.mappings(SimSite::B, SimSite::A),
+        force: true,
+    };
+    let op =
+        fx.a.failover(&fx.ctx, PG, req)
+            .await
+            .expect("forced failover");
+    super::fixture::assert_completed(&fx.finish(&fx.a, op).await);
+    let pg = fx.pg(SimSite::A).await;
+    assert_eq!(pg.current_primary_site_id, pg.primary_site_id);
+    assert_eq!(pg.status, PgStatus::Active);
+}

@@ -719,13 +719,16 @@ impl Run {
                             done.operation_type, done.progress
                         )));
                     }
+                    // Where the workload lands decides the status: on the primary site the
+                    // group is active, on the secondary failed over; members that could
+                    // not be recreated leave it partial.
                     let expect = match done.operation_type {
-                        OperationType::Failover => {
-                            vec![PgStatus::FailedOver, PgStatus::FailedOverPartial]
-                        }
-                        // Members that could not be recreated leave the group partial.
-                        OperationType::Failback => {
-                            vec![PgStatus::Active, PgStatus::FailedOverPartial]
+                        OperationType::Failover | OperationType::Failback => {
+                            if after.current_primary_site_id == after.primary_site_id {
+                                vec![PgStatus::Active, PgStatus::FailedOverPartial]
+                            } else {
+                                vec![PgStatus::FailedOver, PgStatus::FailedOverPartial]
+                            }
                         }
                         _ => vec![before.status],
                     };
