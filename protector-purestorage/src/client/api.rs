@@ -43,6 +43,26 @@ fn pg_snapshot_call<'a>(path: &'a str, q: &PgSnapshotQuery) -> Call<'a> {
         .flag("destroyed", q.destroyed)
 }
 
+impl FlashArrayClient {
+    /// Adds (`POST`) or removes (`DELETE`) members of a group on a membership collection
+    /// (`…?group_names=<group>&member_names=<a,b>`); nothing to do for no members.
+    async fn membership(
+        &self,
+        method: Method,
+        path: &str,
+        group: &str,
+        members: &[String],
+    ) -> Result<(), BackendError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let call = Call::new(method, path)
+            .list("group_names", &names(group))
+            .list("member_names", members);
+        self.execute(&call).await.map(|_| ())
+    }
+}
+
 #[async_trait]
 impl FlashArray for FlashArrayClient {
     async fn array_info(&self) -> Result<ArrayInfo, BackendError> {
@@ -168,13 +188,8 @@ impl FlashArray for FlashArrayClient {
         group: &str,
         volumes: &[String],
     ) -> Result<(), BackendError> {
-        if volumes.is_empty() {
-            return Ok(());
-        }
-        let call = Call::new(Method::POST, "protection-groups/volumes")
-            .list("group_names", &names(group))
-            .list("member_names", volumes);
-        self.execute(&call).await.map(|_| ())
+        self.membership(Method::POST, "protection-groups/volumes", group, volumes)
+            .await
     }
 
     async fn remove_protection_group_volumes(
@@ -182,13 +197,8 @@ impl FlashArray for FlashArrayClient {
         group: &str,
         volumes: &[String],
     ) -> Result<(), BackendError> {
-        if volumes.is_empty() {
-            return Ok(());
-        }
-        let call = Call::new(Method::DELETE, "protection-groups/volumes")
-            .list("group_names", &names(group))
-            .list("member_names", volumes);
-        self.execute(&call).await.map(|_| ())
+        self.membership(Method::DELETE, "protection-groups/volumes", group, volumes)
+            .await
     }
 
     async fn list_protection_group_targets(
@@ -205,13 +215,8 @@ impl FlashArray for FlashArrayClient {
         group: &str,
         arrays: &[String],
     ) -> Result<(), BackendError> {
-        if arrays.is_empty() {
-            return Ok(());
-        }
-        let call = Call::new(Method::POST, "protection-groups/targets")
-            .list("group_names", &names(group))
-            .list("member_names", arrays);
-        self.execute(&call).await.map(|_| ())
+        self.membership(Method::POST, "protection-groups/targets", group, arrays)
+            .await
     }
 
     async fn remove_protection_group_targets(
@@ -219,13 +224,8 @@ impl FlashArray for FlashArrayClient {
         group: &str,
         arrays: &[String],
     ) -> Result<(), BackendError> {
-        if arrays.is_empty() {
-            return Ok(());
-        }
-        let call = Call::new(Method::DELETE, "protection-groups/targets")
-            .list("group_names", &names(group))
-            .list("member_names", arrays);
-        self.execute(&call).await.map(|_| ())
+        self.membership(Method::DELETE, "protection-groups/targets", group, arrays)
+            .await
     }
 
     async fn allow_protection_group(&self, group: &str) -> Result<(), BackendError> {
