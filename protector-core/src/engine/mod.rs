@@ -507,32 +507,27 @@ impl Protector {
             }
         };
         let previous = self.inner.local.metadata.get_sync_state(&pg.id).await?;
-        // Once unreachable or failed, the state stays so until a forced sync.
-        let sticky = previous.as_ref().is_some_and(|s| {
-            matches!(
-                s.status,
-                SyncStatusValue::Unreachable | SyncStatusValue::Failed
-            )
-        });
-        let state = if sticky && status == SyncStatusValue::InSync {
-            SyncState {
-                last_sync_at: Some(now),
-                ..previous.unwrap_or_else(|| SyncState {
-                    protection_group_id: pg.id.clone(),
-                    remote_version: None,
-                    status,
-                    last_sync_at: None,
-                    last_sync_error: None,
-                })
+        let state = match previous {
+            // Once unreachable or failed, the state stays so until a forced sync.
+            Some(prev)
+                if status == SyncStatusValue::InSync
+                    && matches!(
+                        prev.status,
+                        SyncStatusValue::Unreachable | SyncStatusValue::Failed
+                    ) =>
+            {
+                SyncState {
+                    last_sync_at: Some(now),
+                    ..prev
+                }
             }
-        } else {
-            SyncState {
+            prev => SyncState {
                 protection_group_id: pg.id.clone(),
-                remote_version: remote_version.or(previous.and_then(|p| p.remote_version)),
+                remote_version: remote_version.or(prev.and_then(|p| p.remote_version)),
                 status,
                 last_sync_at: Some(now),
                 last_sync_error: error,
-            }
+            },
         };
         self.inner.local.metadata.put_sync_state(&state).await?;
         Ok(status == SyncStatusValue::InSync)

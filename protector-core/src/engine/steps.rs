@@ -573,6 +573,23 @@ impl Run {
         results.into_iter().collect()
     }
 
+    /// Servers on the target that this operation created, by member id (found by their
+    /// tags, so a create whose answer was lost is not repeated).
+    async fn tagged_servers(
+        &self,
+        c: &SiteClients,
+        op_id: &str,
+    ) -> StepResult<BTreeMap<String, ServerId>> {
+        self.on(Service::Compute);
+        Ok(c.compute
+            .list_servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.metadata.get(TAG_OPERATION).map(String::as_str) == Some(op_id))
+            .filter_map(|s| s.metadata.get(TAG_MEMBER).cloned().map(|m| (m, s.id)))
+            .collect())
+    }
+
     async fn record_managed(
         &self,
         target: &SiteId,
@@ -612,15 +629,7 @@ impl Run {
         let c = self.clients(&target).await?;
         let test = op.operation_type == OperationType::TestFailover;
         let op_id = op.id.to_string();
-        self.on(Service::Compute);
-        let tagged: BTreeMap<String, ServerId> = c
-            .compute
-            .list_servers()
-            .await?
-            .into_iter()
-            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
-            .filter_map(|s| s.metadata.get(TAG_MEMBER).cloned().map(|m| (m, s.id)))
-            .collect();
+        let tagged = self.tagged_servers(&c, &op_id).await?;
         let flavors = c.compute.list_flavors().await?;
         let mut members: Vec<Member> = pg.members.clone();
         members.sort_by_key(|m| m.boot_order);
@@ -1282,15 +1291,7 @@ impl EarlyBoot {
         op: &crate::model::Operation,
     ) -> StepResult<Self> {
         let op_id = op.id.to_string();
-        run.on(Service::Compute);
-        let tagged = c
-            .compute
-            .list_servers()
-            .await?
-            .into_iter()
-            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
-            .filter_map(|s| s.metadata.get(TAG_MEMBER).cloned().map(|m| (m, s.id)))
-            .collect();
+        let tagged = run.tagged_servers(c, &op_id).await?;
         let flavors = c.compute.list_flavors().await?;
         let member_of = pg
             .members
