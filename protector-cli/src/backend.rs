@@ -11,15 +11,11 @@ use async_trait::async_trait;
 use protector_core::engine::{EngineConfig, SiteRuntime};
 use protector_core::ids::{OperationId, SiteId};
 use protector_core::model::{Site, SiteCredentials, SiteStatus};
-use protector_core::ports::{SiteClients, SiteConnector};
 use protector_core::store::SqliteStore;
-use protector_core::{
-    BackendError, Clock, IdGenerator, Protector, RequestContext, Service, SystemClock,
-};
-use protector_openstack::{CloudConfig, ConfigLoader, OpenStackSite};
+use protector_core::{Clock, IdGenerator, Protector, RequestContext, SystemClock};
+use protector_openstack::{CloudConfig, ConfigLoader, OpenStackConnector};
 use protector_purestorage::{FactoryOptions, PureDriverFactory};
 use protector_sim::{derive_seed, DrStores, SimSite, SimWorld};
-use tokio::sync::OnceCell;
 
 /// One command's view of the world: the engine as seen from the local site and the
 /// caller's identity.
@@ -84,8 +80,9 @@ impl CloudBackend {
     fn site_runtime(
         &self,
         config: CloudConfig,
-    ) -> Result<(SiteRuntime, Arc<CloudConnector>), String> {
-        let name = config.cloud_name().to_owned();
+    ) -> Result<(SiteRuntime, Arc<OpenStackConnector>), String> {
+        let cloud = config.cloud_name().to_owned();
+        let name = site_of_cloud(&cloud).to_owned();
         let store = Arc::new(open_store(&self.state_dir, &name)?);
         let site = Site {
             id: SiteId::new(name.clone()),
@@ -94,13 +91,13 @@ impl CloudBackend {
             auth_url: config.identity_url().to_string(),
             region_name: config.region_name().map(str::to_owned),
             interface: Some(config.interface().to_string()),
-            cloud: Some(name),
+            cloud: Some(cloud),
             status: SiteStatus::Active,
             credentials: SiteCredentials::default(),
             created_at: SystemClock.now(),
             last_validated_at: None,
         };
-        let connector = Arc::new(CloudConnector::new(config));
+        let connector = Arc::new(OpenStackConnector::new(config));
         Ok((
             SiteRuntime {
                 site,
@@ -111,6 +108,15 @@ impl CloudBackend {
             connector,
         ))
     }
+}
+
+/// The site a clouds.yaml entry belongs to: `<site>-admin` is the admin entry of
+/// `<site>`, so both act on the same site and its state (as in [`SimBackend::site`]).
+pub fn site_of_cloud(cloud: &str) -> &str {
+    cloud
+        .strip_suffix("-admin")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(cloud)
 }
 
 fn open_store(dir: &Path, cloud: &str) -> Result<SqliteStore, String> {
@@ -143,7 +149,7 @@ impl Backend for CloudBackend {
             .loader
             .load(Some(peer_name))
             .map_err(|e| e.to_string())?;
-        if peer_cfg.cloud_name() == local_cfg.cloud_name() {
+        if site_of_cloud(peer_cfg.cloud_name()) == site_of_cloud(local_cfg.cloud_name()) {
             return Err("--os-cloud and --secondary-cloud name the same cloud".to_owned());
         }
         let (local_rt, local_conn) = self.site_runtime(local_cfg)?;
@@ -180,56 +186,6 @@ impl Backend for CloudBackend {
             ctx,
             recovered,
         })
-    }
-}
-
-/// The engine's connector over an [`OpenStackSite`], authenticating on first use (so a
-/// peer that is down does not stop commands that do not need it).
-#[derive(Clone)]
-pub struct CloudConnector {
-    config: CloudConfig,
-    site: Arc<OnceCell<OpenStackSite>>,
-}
-
-impl fmt::Debug for CloudConnector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloudConnector")
-            .field("cloud", &self.config.cloud_name())
-            .finish_non_exhaustive()
-    }
-}
-
-impl CloudConnector {
-    /// A connector for `config` (no call is made).
-    pub fn new(config: CloudConfig) -> Self {
-        Self {
-            config,
-            site: Arc::new(OnceCell::new()),
-        }
-    }
-
-    async fn site(&self) -> Result<&OpenStackSite, BackendError> {
-        self.site
-            .get_or_try_init(|| async {
-                OpenStackSite::connect(self.config.clone())
-                    .await
-                    .map_err(|e| match e {
-                        protector_openstack::Error::Backend(b) => b,
-                        other => BackendError::invalid(Service::Identity, other.to_string()),
-                    })
-            })
-            .await
-    }
-}
-
-#[async_trait]
-impl SiteConnector for CloudConnector {
-    async fn connect(&self, _ctx: &RequestContext) -> Result<SiteClients, BackendError> {
-        Ok(self.site().await?.clients())
-    }
-
-    async fn probe(&self) -> Result<(), BackendError> {
-        self.site().await?.session().token().await.map(|_| ())
     }
 }
 
@@ -342,5 +298,18 @@ impl Backend for SimBackend {
             ctx,
             recovered,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::site_of_cloud;
+
+    #[test]
+    fn an_admin_entry_belongs_to_its_site() {
+        assert_eq!(site_of_cloud("site-a-admin"), "site-a");
+        assert_eq!(site_of_cloud("site-a"), "site-a");
+        assert_eq!(site_of_cloud("admin"), "admin");
+        assert_eq!(site_of_cloud("-admin"), "-admin");
     }
 }

@@ -21,7 +21,8 @@ pub struct Cli {
 /// Global options.
 #[derive(Clone, Debug, Args)]
 pub struct Global {
-    /// clouds.yaml entry of the site the command targets (the local site).
+    /// clouds.yaml entry of the site the command targets (the local site). An entry
+    /// named `<site>-admin` is the admin entry of `<site>`: same site, same state.
     #[arg(long, env = "OS_CLOUD", global = true)]
     pub os_cloud: Option<String>,
     /// clouds.yaml entry of the peer site.
@@ -62,6 +63,10 @@ pub enum Command {
     Operation(OpCmd),
     /// A complete DR walk-through on the in-process simulator (no cloud needed).
     Demo(DemoArgs),
+    /// The simulator of both sites and arrays over HTTP, in the background, so every
+    /// command above works with no cloud.
+    #[command(subcommand)]
+    Sim(SimCmd),
 }
 
 /// `site …`.
@@ -315,4 +320,68 @@ pub enum ProfileArg {
     Zero,
     /// The documented per-call latencies (virtual time).
     Realistic,
+}
+
+/// `sim …`.
+#[derive(Debug, Subcommand)]
+pub enum SimCmd {
+    /// Start the simulator in the background, write its clouds.yaml and print how to
+    /// use it (succeeds without a second start when it already runs).
+    Up(SimUpArgs),
+    /// Stop the simulator (succeeds when it is not running).
+    Down(SimDirArg),
+    /// Whether the simulator runs, its endpoints and whether each site is up (exit 1
+    /// when it is not running).
+    Status(SimDirArg),
+    /// Take a simulated site down: its services refuse connections, as in a disaster.
+    SiteDown {
+        /// `site-a` or `site-b`.
+        #[arg(value_parser = sim_site)]
+        site: String,
+        /// Where the simulator runs.
+        #[command(flatten)]
+        dir: SimDirArg,
+    },
+    /// Bring a simulated site back up.
+    SiteUp {
+        /// `site-a` or `site-b`.
+        #[arg(value_parser = sim_site)]
+        site: String,
+        /// Where the simulator runs.
+        #[command(flatten)]
+        dir: SimDirArg,
+    },
+    /// Serve the simulator in the foreground until SIGTERM or SIGINT (what `sim up`
+    /// runs in the background).
+    #[command(hide = true)]
+    Serve(SimUpArgs),
+}
+
+/// Checks a simulated site name at parse time.
+fn sim_site(s: &str) -> Result<String, String> {
+    s.parse::<protector_sim::SimSite>()
+        .map(|site| site.name().to_owned())
+}
+
+/// The simulator's directory.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SimDirArg {
+    /// The simulator's directory: clouds.yaml, arrays.json, its pid, state and log files
+    /// (default: `sim` in the default state directory, not under --state-dir).
+    #[arg(long, env = "PROTECTOR_SIM_DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `sim up` / `sim serve`.
+#[derive(Clone, Debug, Args)]
+pub struct SimUpArgs {
+    /// Simulator seed: every id, password and token derives from it.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Servers of the workload created on site-a (`web-server-1` …).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub servers: u16,
+    /// Where the simulator runs.
+    #[command(flatten)]
+    pub dir: SimDirArg,
 }

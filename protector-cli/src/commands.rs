@@ -80,6 +80,11 @@ pub async fn execute(
     command: Command,
     p: &mut Printer<'_>,
 ) -> Result<Outcome, String> {
+    match command {
+        Command::Demo(_) => return Err("demo runs on its own".to_owned()),
+        Command::Sim(_) => return Err("sim runs on its own".to_owned()),
+        _ => {}
+    }
     let g = p.global.clone();
     let monitoring = matches!(command, Command::Operation(_));
     let h = backend
@@ -106,7 +111,7 @@ pub async fn execute(
             follow(&h, rx, op, p, None).await
         }
         Command::Operation(c) => operation(&h, c, p).await,
-        Command::Demo(_) => Err("demo runs on its own".to_owned()),
+        Command::Demo(_) | Command::Sim(_) => Err("runs on its own".to_owned()),
     }
 }
 

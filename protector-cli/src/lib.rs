@@ -1,12 +1,14 @@
 //! The `protector` command line: the product documentation's command tree over the engine in
-//! `protector-core`, on real clouds (clouds.yaml) or on the in-process simulator
-//! (`protector demo`).
+//! `protector-core`, on real clouds (clouds.yaml), on the in-process simulator
+//! (`protector demo`), or on the simulator served over HTTP in the background
+//! (`protector sim up`, whose clouds.yaml the real-cloud path then reads).
 
 pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod render;
+pub mod sim;
 
 use std::io::IsTerminal;
 
@@ -30,15 +32,20 @@ pub fn run(cli: Cli) -> i32 {
             match runtime {
                 Err(e) => Err(format!("cannot start the async runtime: {e}")),
                 Ok(rt) => {
-                    let backend = CloudBackend::new(
-                        global.state_dir.clone().unwrap_or_else(default_state_dir),
-                    );
                     let mut printer = Printer {
                         out: &mut stdout,
                         global: &global,
                         progress,
                     };
-                    rt.block_on(commands::execute(&backend, command, &mut printer))
+                    match command {
+                        Command::Sim(cmd) => rt.block_on(sim::execute(cmd, &mut printer)),
+                        command => {
+                            let backend = CloudBackend::new(
+                                global.state_dir.clone().unwrap_or_else(default_state_dir),
+                            );
+                            rt.block_on(commands::execute(&backend, command, &mut printer))
+                        }
+                    }
                 }
             }
         }

@@ -12,7 +12,9 @@
 //!   and runs every call through one [`RetryPolicy`] with a budget;
 //! - [`NovaClient`], [`CinderClient`], [`NeutronClient`] speak each service's API with
 //!   the microversions the calls need and follow pagination;
-//! - [`OpenStackSite`] bundles them into [`protector_core::ports::SiteClients`].
+//! - [`OpenStackSite`] bundles them into [`protector_core::ports::SiteClients`];
+//! - [`OpenStackConnector`] is the engine's [`protector_core::ports::SiteConnector`]
+//!   for a cloud: it authenticates on first use and keeps the connected site.
 //!
 //! Secrets (passwords, tokens, application-credential secrets) are
 //! [`secrecy::SecretString`]s and never appear in `Debug`, logs or errors.
@@ -44,6 +46,8 @@ pub use config::{
     ApplicationCredentialRef, AuthMethod, CloudConfig, CloudConfigBuilder, DomainRef, Interface,
     ProjectScope, UserRef,
 };
+pub mod connector;
+pub use connector::OpenStackConnector;
 pub mod error;
 pub use error::{ConfigError, ConfigOrigin, Error, ParseError};
 mod http;

@@ -154,6 +154,44 @@ async fn list_volume_types_reads_replication_extra_specs() {
 }
 
 #[tokio::test]
+async fn list_volume_types_follows_cinders_singular_volume_type_links() {
+    let cloud = MockCloud::start().await;
+    let template = json_fixture("cinder/types.json")["volume_types"][0].clone();
+    let vt = |id: &str| {
+        let mut t = template.clone();
+        t["id"] = json!(id);
+        t["name"] = json!(format!("type-{id}"));
+        t
+    };
+    let next = format!("{}/volume/v3/p/types?limit=2&marker=t2", cloud.base());
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/types")))
+        .and(query_param("marker", "t2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"volume_types": [vt("t3")]})))
+        .expect(1)
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/types")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "volume_types": [vt("t1"), vt("t2")],
+            "volume_type_links": [{"rel": "next", "href": next}]})))
+        .expect(1)
+        .mount(&cloud.server)
+        .await;
+    let site = cloud.site().await;
+    let storage = site.clients().block_storage;
+    let ids: Vec<_> = storage
+        .list_volume_types()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.into_string())
+        .collect();
+    assert_eq!(ids, vec!["t1", "t2", "t3"]);
+}
+
+#[tokio::test]
 async fn list_volume_services_keeps_the_cinder_volume_hosts() {
     let cloud = MockCloud::start().await;
     Mock::given(method("GET"))

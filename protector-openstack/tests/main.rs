@@ -7,6 +7,7 @@
 mod cinder;
 mod common;
 mod config;
+mod connector;
 mod errors;
 mod keystone;
 mod neutron;

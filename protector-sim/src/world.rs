@@ -736,6 +736,16 @@ impl SimWorld {
             .log(site, "policy volume_extension:volume_manage denied");
     }
 
+    /// Whether Cinder on `site` shows users who are not admins only the extra specs
+    /// real Cinder (Xena and later) shows them (`replication_enabled`, `multiattach`,
+    /// `RESKEY:availability_zones`), hiding `replication_type` and
+    /// `volume_backend_name`. Off by default: the in-process ports then act as a
+    /// service account allowed to read every spec.
+    pub fn filter_member_extra_specs(&self, site: SimSite, filter: bool) {
+        self.inner
+            .with_cloud(site, |c| c.filter_member_specs = filter);
+    }
+
     /// Cinder on `site` allows manage again.
     pub fn allow_volume_manage(&self, site: SimSite) {
         self.inner.with_cloud(site, |c| c.manage_allowed = true);

@@ -8,7 +8,7 @@ use protector_core::BackendErrorKind;
 use protector_openstack::{ConfigLoader, OpenStackSite};
 use protector_purestorage::array::{PgSnapshotOptions, PgSnapshotQuery, VolumeQuery};
 use protector_purestorage::{FlashArray, FlashArrayClient};
-use protector_sim::http::SimServer;
+use protector_sim::http::{ServeOptions, SimServer};
 use protector_sim::world::TYPE_ASYNC;
 use protector_sim::{LatencyProfile, SimSite, SimWorld, WorkloadSpec};
 use secrecy::SecretString;
@@ -595,5 +595,224 @@ async fn cinder_pages_with_volumes_links_echoes_its_microversion_and_refuses_an_
         .as_str()
         .unwrap()
         .contains("3.99 is not supported"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cinder_creates_an_empty_volume_on_the_array_and_deletes_it() {
+    let (server, _dir) = serve(15).await;
+    let world = server.world().clone();
+    let token = fresh_token(&server, "alice", "tenant-a").await;
+    let project = world.site(SimSite::A).project_id("tenant-a").unwrap();
+    let url = format!(
+        "{}/v3/{project}/volumes",
+        server.endpoints(SimSite::A).block_storage
+    );
+    let client = reqwest::Client::new();
+    let create = |body: Value| {
+        client
+            .post(&url)
+            .header("x-auth-token", &token)
+            .header("openstack-api-version", "volume 3.71")
+            .json(&body)
+            .send()
+    };
+    let resp = create(json!({"volume": {"size": 2, "name": "made-here",
+        "volume_type": TYPE_ASYNC, "metadata": {"purpose": "test"}}}))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["openstack-api-version"], "volume 3.71");
+    let body: Value = resp.json().await.unwrap();
+    let created = &body["volume"];
+    assert_eq!(created["status"], "creating");
+    assert_eq!(created["size"], 2);
+    assert_eq!(created["name"], "made-here");
+    assert_eq!(created["volume_type"], TYPE_ASYNC);
+    assert_eq!(created["bootable"], "false");
+    assert_eq!(created["metadata"]["purpose"], "test");
+    assert!(
+        created.get("os-vol-host-attr:host").is_none(),
+        "a tenant sees no host"
+    );
+    let id = protector_core::ids::VolumeId::from(created["id"].as_str().unwrap().to_owned());
+
+    let site = connect(&server, "site-a").await;
+    let cinder = site.clients().block_storage;
+    let ready = cinder
+        .wait_for_available(&id, &poll_policy())
+        .await
+        .unwrap();
+    assert_eq!(ready.size_gb, 2);
+    assert_eq!(ready.volume_type.as_deref(), Some(TYPE_ASYNC));
+    let array_volume = format!("volume-{id}-cinder");
+    assert_eq!(ready.array_volume_name(), Some(array_volume.as_str()));
+    let on_array = world
+        .array(SimSite::A)
+        .list_volumes(&VolumeQuery {
+            names: vec![array_volume.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_array.len(), 1);
+    assert_eq!(on_array[0].provisioned, 2 << 30);
+    assert!(!on_array[0].destroyed);
+
+    cinder.delete_volume(&id).await.unwrap();
+    cinder.wait_for_deleted(&id, &poll_policy()).await.unwrap();
+    let destroyed = world
+        .array(SimSite::A)
+        .list_volumes(&VolumeQuery {
+            names: vec![array_volume],
+            destroyed: Some(true),
+            pod: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        destroyed.len(),
+        1,
+        "deleting the volume destroys its array volume"
+    );
+
+    let unknown_type = create(json!({"volume": {"size": 1, "volume_type": "gold"}}))
+        .await
+        .unwrap();
+    assert_eq!(unknown_type.status(), 404);
+    let body: Value = unknown_type.json().await.unwrap();
+    assert_eq!(body["itemNotFound"]["code"], 404);
+    let no_size = create(json!({"volume": {"name": "sizeless"}}))
+        .await
+        .unwrap();
+    assert_eq!(no_size.status(), 400);
+    let body: Value = no_size.json().await.unwrap();
+    assert!(body["badRequest"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("size"));
+    let from_snapshot = create(json!({"volume": {"size": 1, "snapshot_id": "s-1"}}))
+        .await
+        .unwrap();
+    assert_eq!(from_snapshot.status(), 400);
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"volume": {"size": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "no token, no volume");
+    assert!(cinder
+        .list_volumes()
+        .await
+        .unwrap()
+        .iter()
+        .all(|v| v.name != "sizeless" && v.size_gb != 1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cinder_answers_its_version_list_at_v3_for_discovery() {
+    let (server, _dir) = serve(16).await;
+    let base = &server.endpoints(SimSite::A).block_storage;
+    let client = reqwest::Client::new();
+    for (path, status) in [("/", 300), ("/v3", 200), ("/v3/", 200)] {
+        let resp = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        let v = &body["versions"][0];
+        assert_eq!(v["id"], "v3.0", "{path}");
+        assert_eq!(v["min_version"], "3.0");
+        assert!(v["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "self" && l["href"] == format!("{base}/v3/")));
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_array_tls_the_arrays_answer_https_under_the_written_ca_only() {
+    let world = SimWorld::builder()
+        .seed(17)
+        .profile(LatencyProfile::zero())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = SimServer::start_with(world, dir.path(), ServeOptions::default().array_tls(true))
+        .await
+        .unwrap();
+    let url = server.array_url(SimSite::B).to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca_path = server.array_ca_path().unwrap().to_owned();
+    let ca = std::fs::read(&ca_path).unwrap();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(server.arrays_json_path()).unwrap()).unwrap();
+    assert_eq!(written["array-b"]["url"], url);
+    assert_eq!(written["array-b"]["ca_file"], ca_path.display().to_string());
+
+    let client = FlashArrayClient::builder(
+        &url,
+        SecretString::from(server.array_token(SimSite::B).to_owned()),
+    )
+    .add_root_certificate_pem(ca.clone())
+    .request_timeout(Duration::from_secs(10))
+    .build()
+    .unwrap();
+    assert_eq!(client.array_info().await.unwrap().name, "array-b");
+    let localhost = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let by_name = url.replace("127.0.0.1", "localhost");
+    assert_eq!(
+        localhost
+            .get(format!("{by_name}/api/api_version"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the certificate names localhost too"
+    );
+    let untrusting = reqwest::Client::new();
+    assert!(
+        untrusting
+            .get(format!("{url}/api/api_version"))
+            .send()
+            .await
+            .is_err(),
+        "a client without the CA refuses the certificate"
+    );
+    let plain = url.replace("https://", "http://");
+    assert!(
+        untrusting
+            .get(format!("{plain}/api/api_version"))
+            .send()
+            .await
+            .is_err(),
+        "no plain HTTP on a TLS array"
+    );
+    assert!(
+        server.array_url(SimSite::A).starts_with("https://"),
+        "both arrays"
+    );
+    server.stop().await;
+    assert!(localhost
+        .get(format!("{url}/api/api_version"))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_options_the_arrays_answer_plain_http_and_name_no_ca() {
+    let (server, _dir) = serve(18).await;
+    assert!(server.array_url(SimSite::A).starts_with("http://"));
+    assert!(server.array_ca_path().is_none());
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(server.arrays_json_path()).unwrap()).unwrap();
+    assert!(written["array-a"]["ca_file"].is_null());
     server.stop().await;
 }

@@ -273,6 +273,39 @@ async fn failover_with_a_member_that_cannot_boot_ends_failed_over_partial() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_member_whose_boot_answer_was_lost_leaves_no_server_when_it_is_listed_failed() {
+    let fx = Setup::new(seed(16)).servers(2).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let before = fx.world.servers(SimSite::B).len();
+    // Nova boots the first member's server but the answer is a 404: the engine cannot
+    // know the server exists and lists the member as failed.
+    let _guard = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::NotFound, "lost")
+            .on_call(protector::sim::CallKind::CreateServer)
+            .on_site(SimSite::B)
+            .nth(1)
+            .after_applying(),
+    );
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    let op = fx.finish(&fx.a, op).await;
+    assert_eq!(
+        op.status,
+        OperationStatus::Completed,
+        "{:?}",
+        op.error_message
+    );
+    assert_eq!(step_ids(&op.steps_failed), ["recreate_instances"]);
+    assert_eq!(fx.pg(SimSite::B).await.status, PgStatus::FailedOverPartial);
+    // One server per recreated member on site B, none for the failed one.
+    let servers = fx.world.servers(SimSite::B);
+    assert_eq!(servers.len(), before + 1, "{servers:?}");
+    fx.check().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_forced_failover_from_error_back_onto_the_primary_site_leaves_the_group_active() {
     let fx = Setup::new(seed(15)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
@@ -306,4 +339,33 @@ async fn a_forced_failover_from_error_back_onto_the_primary_site_leaves_the_grou
     let pg = fx.pg(SimSite::A).await;
     assert_eq!(pg.current_primary_site_id, pg.primary_site_id);
     assert_eq!(pg.status, PgStatus::Active);
+}
+
+/// Nova answers 404 for a source server that is running: a planned failover must not
+/// take it as gone and leave it writing.
+#[tokio::test(start_paused = true)]
+async fn a_spurious_not_found_for_a_running_source_server_does_not_skip_its_quiesce() {
+    let fx = Setup::new(seed(17)).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let _guard = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::NotFound, "gone?")
+            .on_call(protector::sim::CallKind::GetServer)
+            .on_site(SimSite::A)
+            .nth(1),
+    );
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    for m in &fx.pg.members {
+        let s = fx
+            .world
+            .servers(SimSite::A)
+            .into_iter()
+            .find(|s| s.id == m.instance_id)
+            .expect("source server");
+        assert_eq!(s.status, ServerStatus::Shutoff, "{}", m.instance_name);
+    }
+    fx.check().await;
 }

@@ -6,7 +6,7 @@ use protector::core::engine::{CreatePolicy, CreateProtectionGroup};
 use protector::core::model::{PgStatus, ReplicationType};
 use protector::core::ports::Compute;
 use protector::core::secrecy::SecretString;
-use protector::sim::world::{TYPE_PLAIN, TYPE_SYNC};
+use protector::sim::world::{TYPE_ASYNC, TYPE_PLAIN, TYPE_SYNC};
 use protector::sim::{SimSite, WorkloadSpec};
 
 use super::fixture::{assert_completed, seed, Setup, PG};
@@ -60,6 +60,75 @@ async fn a_server_with_a_volume_on_a_non_replicated_type_is_refused_naming_volum
     assert_eq!(
         fx.pg(SimSite::B).await.version,
         fx.pg(SimSite::A).await.version
+    );
+}
+
+/// Cinder shows tenants `replication_enabled` but not `replication_type`: a group
+/// created without a named type cannot guess among several replicated types, a named
+/// sync type is taken at its word, and only volumes of the group's own type join it.
+#[tokio::test(start_paused = true)]
+async fn a_tenant_who_cannot_see_replication_type_names_the_type_and_adds_only_its_volumes() {
+    let fx = Setup::new(seed(62)).build().await;
+    for site in SimSite::BOTH {
+        fx.world.filter_member_extra_specs(site, true);
+    }
+    let mut req = CreateProtectionGroup {
+        name: "db-pg".into(),
+        description: String::new(),
+        replication_type: ReplicationType::Sync,
+        primary_site: None,
+        secondary_site: None,
+        volume_type: None,
+        secondary_volume_type: None,
+    };
+    let err =
+        fx.a.create_protection_group(&fx.ctx, &req)
+            .await
+            .expect_err("ambiguous");
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot see") && text.contains("--volume-type"),
+        "{text}"
+    );
+    req.volume_type = Some(TYPE_SYNC.into());
+    req.secondary_volume_type = Some(TYPE_SYNC.into());
+    let pg =
+        fx.a.create_protection_group(&fx.ctx, &req)
+            .await
+            .expect("named sync type");
+    assert_eq!(pg.replication_type, ReplicationType::Sync);
+
+    fx.world
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .volume_type(TYPE_SYNC)
+                .named("db"),
+        )
+        .expect("workload");
+    fx.a.add_member(&fx.ctx, "db-pg", "db-1")
+        .await
+        .expect("a volume of the group's type joins");
+    // An async volume: its mode cannot be seen, and it is not the group's type.
+    fx.world
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .volume_type(TYPE_ASYNC)
+                .named("batch"),
+        )
+        .expect("workload");
+    let err =
+        fx.a.add_member(&fx.ctx, "db-pg", "batch-1")
+            .await
+            .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("replicated-async") && text.contains("not visible to this user"),
+        "{text}"
+    );
+    assert_eq!(
+        fx.pg(SimSite::B).await.members.len(),
+        2,
+        "{PG} is untouched"
     );
 }
 

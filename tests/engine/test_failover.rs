@@ -163,3 +163,43 @@ async fn test_failover_without_a_replicated_snapshot_fails_with_the_documented_m
     assert!(pg.test_resources.is_none());
     fx.check().await;
 }
+
+/// Cinder manages a test volume but answers 429, and then refuses every delete: the
+/// rollback finds the volume by its tag, cannot remove it, and keeps it recorded on
+/// the operation, so nothing is leaked and a later test cleanup removes it.
+#[tokio::test(start_paused = true)]
+async fn a_volume_the_rollback_finds_but_cannot_delete_stays_recorded_until_cleanup() {
+    let fx = Setup::new(seed(47)).build().await;
+    fx.let_time_pass(Duration::from_secs(400)).await;
+    let lost_answer = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Throttled, "slow down")
+            .on_call(protector::sim::CallKind::ManageVolume)
+            .on_site(SimSite::B)
+            .nth(1)
+            .after_applying(),
+    );
+    let no_delete = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Conflict, "busy")
+            .on_call(protector::sim::CallKind::DeleteVolume)
+            .on_site(SimSite::B),
+    );
+    let op = drill(&fx).await;
+    assert_eq!(op.status, OperationStatus::Failed);
+    assert!(
+        op.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("rollback incomplete")),
+        "{:?}",
+        op.error_message
+    );
+    assert!(
+        drtest_resources(&fx).await.1 >= 1,
+        "the managed volumes are still there"
+    );
+    fx.check().await;
+    drop((lost_answer, no_delete));
+    let op = fx.a.test_cleanup(&fx.ctx, PG).await.expect("cleanup");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    assert_eq!(drtest_resources(&fx).await, (0, 0));
+    fx.check().await;
+}

@@ -31,6 +31,9 @@ use protector::sim::{
 /// The protection group every seed protects.
 pub const PG: &str = "sim-app";
 
+/// Set to print the state the invariants see after every operation.
+pub const DUMP_ENV: &str = "PROTECTOR_SIM_DUMP";
+
 /// How long one operation may take in virtual time before the run calls it hung.
 const OPERATION_BOUND: Duration = Duration::from_secs(6 * 3600);
 
@@ -306,6 +309,9 @@ impl Run {
                 input.operations.push(op);
             }
         }
+        if std::env::var_os(DUMP_ENV).is_some() {
+            self.dump(&input);
+        }
         if let Err(v) = self.world.check_invariants(&input) {
             let v: Vec<_> = v
                 .into_iter()
@@ -321,6 +327,43 @@ impl Run {
             return Err(self.fail(msg));
         }
         Ok(())
+    }
+
+    /// Prints what the invariants are checked against: every group record, Cinder
+    /// volume and array volume (with `PROTECTOR_SIM_DUMP` set).
+    fn dump(&self, input: &InvariantInput) {
+        for pg in &input.protection_groups {
+            eprintln!(
+                "  pg v{} {} primary={} current={}",
+                pg.version, pg.status, pg.primary_site_id, pg.current_primary_site_id
+            );
+            for m in &pg.members {
+                let vols: Vec<&str> = m
+                    .volumes
+                    .iter()
+                    .map(|v| v.array_volume_name.as_str())
+                    .collect();
+                eprintln!(
+                    "    member {} {} {:?}",
+                    m.instance_name, m.instance_id, vols
+                );
+            }
+        }
+        for site in SimSite::BOTH {
+            for v in self.world.volumes(site) {
+                eprintln!(
+                    "  {site:?} cinder {} {} {} -> {:?}",
+                    v.id,
+                    v.name,
+                    v.status,
+                    v.array_volume_name()
+                );
+            }
+            eprintln!("  {site:?} array {:?}", self.world.array_volumes(site));
+        }
+        for e in self.world.events() {
+            eprintln!("  event {e:?}");
+        }
     }
 
     fn draw_fault(&self, rng: &mut Rng) -> (Fault, String) {

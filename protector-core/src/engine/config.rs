@@ -47,6 +47,12 @@ pub struct EngineConfig {
     /// How long undoing one resource during rollback may take before the rollback moves
     /// on and reports it (a hung service must not hang the rollback).
     pub rollback_timeout: Duration,
+    /// How long one call to a site's Keystone, Nova, Cinder or Neutron may go without
+    /// an answer before it fails as a transient error naming the service and the call
+    /// (see [`crate::ports::deadline`]). Bounds pre-flight checks and management calls,
+    /// which have no step timeout; should exceed the clients' own request timeout and
+    /// retries.
+    pub call_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +65,7 @@ impl Default for EngineConfig {
             replication_timeout: Duration::from_secs(1800),
             concurrency: ConcurrencyLimits::default(),
             rollback_timeout: Duration::from_secs(900),
+            call_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -134,6 +141,12 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// Sets the per-call deadline of site services.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.config.call_timeout = timeout;
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
@@ -156,6 +169,9 @@ impl EngineConfigBuilder {
                 "the replication timeout must be positive".into(),
             ));
         }
+        if self.config.call_timeout.is_zero() {
+            return Err(ConfigError("the call timeout must be positive".into()));
+        }
         Ok(self.config)
     }
 }
@@ -175,6 +191,10 @@ mod tests {
             .is_err());
         assert!(EngineConfig::builder()
             .step_timeout(StepId::Prepare, Duration::ZERO)
+            .build()
+            .is_err());
+        assert!(EngineConfig::builder()
+            .call_timeout(Duration::ZERO)
             .build()
             .is_err());
         let c = EngineConfig::builder()

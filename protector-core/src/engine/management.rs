@@ -16,7 +16,9 @@ use crate::model::{
     SyncStatus, SyncStatusValue,
 };
 use crate::policy::{rules, Target};
-use crate::ports::{ArraySide, GroupCreate, ReplicationGroupSpec, SiteClients};
+use crate::ports::{
+    ArraySide, GroupCreate, ReplicationGroupSpec, SiteClients, TypeReplication, VolumeType,
+};
 
 /// What `site validate` checked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,8 +259,10 @@ impl Protector {
                     Ok(t) => {
                         let names: Vec<String> = t
                             .iter()
-                            .filter_map(|t| {
-                                t.replication_type().map(|r| format!("{} ({r})", t.name))
+                            .filter_map(|t| match t.replication() {
+                                TypeReplication::Enabled(r) => Some(format!("{} ({r})", t.name)),
+                                TypeReplication::Undisclosed => Some(t.name.clone()),
+                                TypeReplication::Disabled => None,
                             })
                             .collect();
                         if names.is_empty() {
@@ -352,31 +356,24 @@ impl Protector {
                         kind: "volume type",
                         name: w.clone(),
                     })?,
-                None => types
-                    .into_iter()
-                    .find(|t| t.replication_type() == Some(req.replication_type))
-                    .ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "site {site} has no replication-enabled volume type with replication_type {}",
-                            req.replication_type
-                        ))
-                    })?,
+                None => pick_volume_type(types, req.replication_type, site)?,
             };
-            match vt.replication_type() {
-                None => {
+            match vt.replication() {
+                TypeReplication::Disabled => {
                     return Err(Refusal::VolumeNotReplicated {
                         volume: "(protection group volume type)".into(),
                         volume_type: vt.name.clone(),
                     }
                     .into())
                 }
-                Some(rt) if rt != req.replication_type => {
+                TypeReplication::Enabled(rt) if rt != req.replication_type => {
                     return Err(Error::Invalid(format!(
                         "volume type {} has replication_type {rt}, the protection group needs {}",
                         vt.name, req.replication_type
                     )))
                 }
-                Some(_) => {}
+                // A named type whose mode the caller cannot see is taken at its word.
+                TypeReplication::Enabled(_) | TypeReplication::Undisclosed => {}
             }
             let group = clients
                 .block_storage
@@ -694,7 +691,29 @@ impl Protector {
             let vt = types
                 .iter()
                 .find(|t| t.name == type_name || t.id.as_str() == type_name);
-            match vt.and_then(crate::ports::VolumeType::replication_type) {
+            let group_type = vt.is_some_and(|t| {
+                pg.sites.values().any(|b| {
+                    b.volume_type_id.as_ref() == Some(&t.id)
+                        || b.volume_type_name.as_deref() == Some(t.name.as_str())
+                })
+            });
+            let replication = match vt.map(crate::ports::VolumeType::replication) {
+                // The caller cannot see the mode: the group's own type is known to
+                // match; any other type cannot be shown to.
+                Some(TypeReplication::Undisclosed) if group_type => Some(pg.replication_type),
+                Some(TypeReplication::Undisclosed) => {
+                    return Err(Refusal::ReplicationTypeMismatch {
+                        volume: v.id.to_string(),
+                        volume_type: type_name,
+                        found: "not visible to this user".into(),
+                        expected: pg.replication_type.to_string(),
+                    }
+                    .into())
+                }
+                Some(TypeReplication::Enabled(rt)) => Some(rt),
+                Some(TypeReplication::Disabled) | None => None,
+            };
+            match replication {
                 None => {
                     return Err(Refusal::VolumeNotReplicated {
                         volume: v.id.to_string(),
@@ -1129,5 +1148,37 @@ impl Protector {
                 OperationStatus::Pending | OperationStatus::Running | OperationStatus::RollingBack
             )
         }))
+    }
+}
+
+/// The replication-enabled volume type of `rt` among `types`, for a protection group
+/// created without one. Prefers a type whose mode is visible; a single type whose
+/// mode the caller cannot see is taken; several such types need the caller to name one.
+fn pick_volume_type(
+    types: Vec<VolumeType>,
+    rt: ReplicationType,
+    site: &SiteId,
+) -> Result<VolumeType, Error> {
+    let mut undisclosed = Vec::new();
+    for t in types {
+        match t.replication() {
+            TypeReplication::Enabled(found) if found == rt => return Ok(t),
+            TypeReplication::Undisclosed => undisclosed.push(t),
+            _ => {}
+        }
+    }
+    match undisclosed.len() {
+        0 => Err(Error::Invalid(format!(
+            "site {site} has no replication-enabled volume type with replication_type {rt}"
+        ))),
+        1 => Ok(undisclosed.remove(0)),
+        _ => Err(Error::Invalid(format!(
+            "site {site} has several replication-enabled volume types whose replication_type this user cannot see ({}): name the {rt} one with --volume-type (and --secondary-volume-type)",
+            undisclosed
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }

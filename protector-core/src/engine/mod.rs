@@ -62,7 +62,8 @@ use crate::model::{
 };
 use crate::policy::{rules, PolicyEngine, Target};
 use crate::ports::{
-    HookVerdict, SiteClients, SiteConnector, StepBoundary, StepHook, StorageDriverFactory,
+    DeadlineConnector, HookVerdict, SiteClients, SiteConnector, StepBoundary, StepHook,
+    StorageDriverFactory,
 };
 use crate::store::{MetadataStore, OperationStore};
 
@@ -209,6 +210,16 @@ impl ProtectorBuilder {
                 }
             }
         }
+        // Every call to a site's services gets a deadline, so a service that never
+        // answers fails the call instead of hanging the caller.
+        let bound = |mut rt: SiteRuntime| {
+            rt.connector = Arc::new(DeadlineConnector::new(
+                rt.connector,
+                self.config.call_timeout,
+            ));
+            rt
+        };
+        let (local, peer) = (bound(local), bound(peer));
         let (events, _) = broadcast::channel(4096);
         Ok(Protector {
             inner: Arc::new(Inner {

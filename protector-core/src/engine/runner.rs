@@ -728,33 +728,58 @@ impl Run {
     async fn sweep_tagged(&self, site: &SiteId) -> Result<(), String> {
         let c = self.clients(site).await.map_err(|e| format!("{e:?}"))?;
         let op_id = self.id.to_string();
+        let mut found = Vec::new();
         let servers = c.compute.list_servers().await.map_err(|e| e.to_string())?;
-        for s in servers
-            .iter()
-            .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
-        {
-            self.undo(&ResourceRef::Server {
-                site_id: site.clone(),
-                id: s.id.clone(),
-            })
-            .await?;
-        }
+        found.extend(
+            servers
+                .iter()
+                .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
+                .map(|s| ResourceRef::Server {
+                    site_id: site.clone(),
+                    id: s.id.clone(),
+                }),
+        );
         let volumes = c
             .block_storage
             .list_volumes()
             .await
             .map_err(|e| e.to_string())?;
-        for v in volumes
-            .iter()
-            .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
-        {
-            self.undo(&ResourceRef::Volume {
-                site_id: site.clone(),
-                id: v.id.clone(),
-            })
-            .await?;
+        found.extend(
+            volumes
+                .iter()
+                .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
+                .map(|v| ResourceRef::Volume {
+                    site_id: site.clone(),
+                    id: v.id.clone(),
+                }),
+        );
+        let mut problems = Vec::new();
+        for resource in found {
+            // A create whose answer was lost left no journal line: record it first, so
+            // that if it cannot be removed now the operation still owns it.
+            let recorded = self
+                .journal(JournalEvent::Created {
+                    resource: resource.clone(),
+                })
+                .await;
+            if let Err(e) = recorded {
+                problems.push(format!("{e:?}"));
+                continue;
+            }
+            match self.undo(&resource).await {
+                Ok(()) => {
+                    if let Err(e) = self.journal(JournalEvent::Released { resource }).await {
+                        problems.push(format!("{e:?}"));
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 

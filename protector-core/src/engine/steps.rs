@@ -16,7 +16,7 @@ use crate::ids::{MemberId, ServerId, SiteId, VolumeId};
 use crate::messages;
 use crate::model::{
     FailoverType, JournalEvent, Member, MemberNetwork, MemberStatus, MemberVolume, OperationType,
-    PgStatus, ProtectionGroup, ResourceRef, StaleResources, TestResources,
+    PgStatus, ProtectionGroup, ReplicationType, ResourceRef, StaleResources, TestResources,
 };
 use crate::ports::{
     BlockDevice, ManageVolume, NetworkAttachment, ServerCreate, ServerStatus, SiteClients,
@@ -154,7 +154,20 @@ impl Run {
                     self.on(Service::Compute);
                     let server = match c.compute.get_server(&m.instance_id).await {
                         Ok(s) => s,
-                        Err(e) if e.kind == BackendErrorKind::NotFound => return Ok(()),
+                        // A server left running loses writes: believe a 404 only when
+                        // the project's server list agrees.
+                        Err(e) if e.kind == BackendErrorKind::NotFound => {
+                            match c
+                                .compute
+                                .list_servers()
+                                .await?
+                                .into_iter()
+                                .find(|s| s.id == m.instance_id)
+                            {
+                                Some(s) => s,
+                                None => return Ok(()),
+                            }
+                        }
                         Err(e) => return Err(e.into()),
                     };
                     if server.status != ServerStatus::Shutoff {
@@ -265,6 +278,31 @@ impl Run {
             .collect()
             .await;
         deleted.into_iter().collect::<Result<(), _>>()?;
+        if pg.replication_type == ReplicationType::Sync && !stale.volumes.is_empty() {
+            if !self.pod_in_sync(pg, target).await {
+                // A split pod resyncs from one side when it heals, which would bring
+                // back copies destroyed now: keep the stale volumes recorded until a
+                // later operation finds the pod whole.
+                let t = target.clone();
+                let servers = stale.servers.len();
+                self.update_pg(move |pg| {
+                    if let Some(st) = pg.stale.get_mut(&t) {
+                        st.servers.clear();
+                    }
+                    Ok(())
+                })
+                .await?;
+                return self
+                    .note(RunNote::StaleRemoved {
+                        site: target.clone(),
+                        servers,
+                        volumes: 0,
+                    })
+                    .await;
+            }
+            self.destroy_pod_copies(pg, target, c, &stale.volumes)
+                .await?;
+        }
         self.on(Service::BlockStorage);
         // Volumes in a consistency group cannot be deleted: take them out first.
         if let Some(gid) = pg
@@ -311,6 +349,66 @@ impl Run {
             Ok(())
         })
         .await?;
+        Ok(())
+    }
+
+    /// Whether the group's pod is online on both arrays (a failed check counts as no).
+    async fn pod_in_sync(&self, pg: &ProtectionGroup, target: &SiteId) -> bool {
+        let Ok((driver, spec)) = self.driver().await else {
+            return false;
+        };
+        self.on(Service::FlashArray);
+        driver
+            .health(&spec, self.p.side_of(pg, target))
+            .await
+            .is_ok_and(|h| h.link_up)
+    }
+
+    /// With sync replication, a stale volume may have a copy in the pod (made when
+    /// replication was re-established from it). Cinder only knows the volume it
+    /// manages, so deleting that leaves the copy: destroy it on the array first, while
+    /// the stale volume still records its name. Copies of current members are never
+    /// touched.
+    async fn destroy_pod_copies(
+        &self,
+        pg: &ProtectionGroup,
+        target: &SiteId,
+        c: &SiteClients,
+        stale: &[VolumeId],
+    ) -> StepResult {
+        let current: std::collections::BTreeSet<&str> = pg
+            .members
+            .iter()
+            .flat_map(|m| m.volumes.iter())
+            .map(|v| base_volume_name(&v.array_volume_name))
+            .collect();
+        let mut names = Vec::new();
+        for id in stale {
+            self.on(Service::BlockStorage);
+            match c.block_storage.get_volume(id).await {
+                Ok(v) => {
+                    if let Some(n) = v.array_volume_name() {
+                        let base = base_volume_name(n);
+                        if !current.contains(base) {
+                            names.push(base.to_owned());
+                        }
+                    }
+                }
+                Err(e) if e.kind == BackendErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let (driver, spec) = self.driver().await?;
+        let side = self.p.side_of(pg, target);
+        self.on(Service::FlashArray);
+        for base in names {
+            driver
+                .destroy_volume(side, &format!("{}::{base}", spec.name))
+                .await?;
+        }
         Ok(())
     }
 
@@ -681,6 +779,8 @@ impl Run {
         results.into_iter().collect::<StepResult>()?;
         let failed = self.state().member_failed.clone();
         if !failed.is_empty() {
+            self.remove_unrecorded_servers(&c, &target, &op_id, &failed)
+                .await?;
             let names: Vec<String> = pg
                 .members
                 .iter()
@@ -706,6 +806,46 @@ impl Run {
                 .await?;
             let mut o = self.op.lock().await;
             o.error_message.get_or_insert(summary);
+        }
+        Ok(())
+    }
+
+    /// A create whose answer was lost (an error after Nova acted) may have booted a
+    /// server that no journal line names. For members listed as failed, find such
+    /// servers by this operation's tags and delete them, journaled, so a failed member
+    /// leaves nothing behind on the target.
+    async fn remove_unrecorded_servers(
+        &self,
+        c: &SiteClients,
+        target: &SiteId,
+        op_id: &str,
+        failed: &BTreeMap<MemberId, String>,
+    ) -> StepResult {
+        let booted = self.state().booted.clone();
+        let strays: Vec<ServerId> = self
+            .tagged_servers(c, op_id)
+            .await?
+            .into_iter()
+            .filter(|(member, _)| {
+                failed.keys().any(|m| m.as_str() == member)
+                    && !booted.keys().any(|m| m.as_str() == member)
+            })
+            .map(|(_, server)| server)
+            .collect();
+        for id in strays {
+            let resource = ResourceRef::Server {
+                site_id: target.clone(),
+                id: id.clone(),
+            };
+            self.journal(JournalEvent::Created {
+                resource: resource.clone(),
+            })
+            .await?;
+            self.on(Service::Compute);
+            c.compute
+                .delete_server_and_wait(&id, &self.p.inner.config.server_wait)
+                .await?;
+            self.journal(JournalEvent::Released { resource }).await?;
         }
         Ok(())
     }
@@ -1352,4 +1492,9 @@ impl EarlyBoot {
             }
         }
     }
+}
+
+/// An array volume's name without its pod prefix (`pod::vol` → `vol`).
+fn base_volume_name(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
 }

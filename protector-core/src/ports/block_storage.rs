@@ -157,6 +157,24 @@ pub struct ManageVolume {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// The extra specs Cinder (Xena and later) shows users who are not admins.
+pub const USER_VISIBLE_EXTRA_SPECS: [&str; 3] = [
+    "RESKEY:availability_zones",
+    "multiattach",
+    "replication_enabled",
+];
+
+/// What a caller can tell about a volume type's replication from its extra specs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeReplication {
+    /// `replication_enabled` is not `<is> True` (or `replication_type` is unreadable).
+    Disabled,
+    /// Replicated in this mode.
+    Enabled(ReplicationType),
+    /// Replicated, in a mode the caller's view of the extra specs does not show.
+    Undisclosed,
+}
+
 /// A Cinder volume type with its extra specs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeType {
@@ -177,15 +195,37 @@ impl VolumeType {
     }
 
     /// The `replication_type` spec, when replication is enabled (`<in> async` is the
-    /// Pure driver's default when the spec is absent).
+    /// Pure driver's default when the spec is absent). `None` also when the caller
+    /// cannot see the spec (see [`Self::replication`]).
     pub fn replication_type(&self) -> Option<ReplicationType> {
+        match self.replication() {
+            TypeReplication::Enabled(rt) => Some(rt),
+            TypeReplication::Disabled | TypeReplication::Undisclosed => None,
+        }
+    }
+
+    /// What these extra specs tell about replication. Cinder shows users who are not
+    /// admins only [`USER_VISIBLE_EXTRA_SPECS`]: when nothing else is visible and
+    /// `replication_type` is absent, the type replicates in a mode the caller cannot
+    /// see ([`TypeReplication::Undisclosed`]) rather than in the driver's default.
+    pub fn replication(&self) -> TypeReplication {
         if !self.replication_enabled() {
-            return None;
+            return TypeReplication::Disabled;
         }
         match self.extra_specs.get("replication_type") {
-            Some(spec) => ReplicationType::from_extra_spec(spec),
-            None => Some(ReplicationType::Async),
+            Some(spec) => ReplicationType::from_extra_spec(spec)
+                .map_or(TypeReplication::Disabled, TypeReplication::Enabled),
+            None if self.specs_filtered() => TypeReplication::Undisclosed,
+            None => TypeReplication::Enabled(ReplicationType::Async),
         }
+    }
+
+    /// Whether only the specs Cinder shows every user are present (the caller is not
+    /// an admin, or the type has nothing else).
+    pub fn specs_filtered(&self) -> bool {
+        self.extra_specs
+            .keys()
+            .all(|k| USER_VISIBLE_EXTRA_SPECS.contains(&k.as_str()))
     }
 
     /// `volume_backend_name`, if set.

@@ -4,8 +4,8 @@
 
 pub mod block_storage;
 pub use block_storage::{
-    BlockStorage, GroupCreate, ManageVolume, Volume, VolumeAttachment, VolumeGroup, VolumeService,
-    VolumeStatus, VolumeType,
+    BlockStorage, GroupCreate, ManageVolume, TypeReplication, Volume, VolumeAttachment,
+    VolumeGroup, VolumeService, VolumeStatus, VolumeType, USER_VISIBLE_EXTRA_SPECS,
 };
 pub mod compute;
 pub use compute::{
@@ -45,4 +45,6 @@ pub mod hooks;
 pub use hooks::{HookVerdict, StepBoundary, StepHook};
 pub mod connector;
 pub use connector::SiteConnector;
+pub mod deadline;
+pub use deadline::DeadlineConnector;
 pub mod contract;

@@ -114,8 +114,10 @@ pub fn parse_volume_page(body: &[u8]) -> Result<Page<Volume>, ParseError> {
 #[derive(Deserialize)]
 struct TypesEnvelope {
     volume_types: Vec<TypeDto>,
-    #[serde(default)]
-    volume_types_links: Vec<LinkDto>,
+    /// Cinder names the type list's links in the singular (`volume_type_links`, its
+    /// `types` view), unlike `volumes_links`; the plural is accepted too.
+    #[serde(default, alias = "volume_types_links")]
+    volume_type_links: Vec<LinkDto>,
 }
 
 #[derive(Deserialize)]
@@ -136,7 +138,7 @@ pub fn parse_volume_type_page(body: &[u8]) -> Result<Page<VolumeType>, ParseErro
     let env: TypesEnvelope = serde_json::from_slice(body)
         .map_err(|e| ParseError::json("cinder volume type list", &e))?;
     Ok(Page {
-        next_marker: next_marker(&env.volume_types_links),
+        next_marker: next_marker(&env.volume_type_links),
         items: env
             .volume_types
             .into_iter()

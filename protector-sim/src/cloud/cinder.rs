@@ -158,8 +158,10 @@ impl BlockStorage for SimBlockStorage {
     }
 
     async fn list_volume_types(&self) -> Result<Vec<VolumeType>, BackendError> {
-        self.read(CallKind::ListVolumeTypes, |c, _| Ok(c.list_volume_types()))
-            .await
+        self.read(CallKind::ListVolumeTypes, |c, caller| {
+            Ok(c.list_volume_types(caller))
+        })
+        .await
     }
 
     async fn list_volume_services(&self) -> Result<Vec<VolumeService>, BackendError> {

@@ -104,6 +104,8 @@ pub(crate) struct CloudState {
     pub(crate) backing: BTreeSet<String>,
     pub(crate) groups: BTreeMap<GroupId, (VolumeGroup, ProjectId)>,
     pub(crate) manage_allowed: bool,
+    /// Users who are not admins see only the extra specs Cinder shows them.
+    pub(crate) filter_member_specs: bool,
 }
 
 /// A change to the array the shell must carry out after a transition.
@@ -183,6 +185,7 @@ impl CloudState {
             backing: BTreeSet::new(),
             groups: BTreeMap::new(),
             manage_allowed: true,
+            filter_member_specs: false,
         }
     }
 
@@ -821,8 +824,20 @@ impl CloudState {
         }
     }
 
-    pub(crate) fn list_volume_types(&self) -> Vec<VolumeType> {
-        self.volume_types.values().cloned().collect()
+    pub(crate) fn list_volume_types(&self, caller: &Caller) -> Vec<VolumeType> {
+        let filter = self.filter_member_specs && !caller.admin;
+        self.volume_types
+            .values()
+            .cloned()
+            .map(|mut t| {
+                if filter {
+                    t.extra_specs.retain(|k, _| {
+                        protector_core::ports::USER_VISIBLE_EXTRA_SPECS.contains(&k.as_str())
+                    });
+                }
+                t
+            })
+            .collect()
     }
 
     pub(crate) fn list_volume_services(

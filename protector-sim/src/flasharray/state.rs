@@ -2468,8 +2468,8 @@ impl ArrayFabricState {
     }
 
     /// Makes the replicas of `names` on every member of an in-sync stretched pod equal
-    /// to those on `from`. Replicas keep their own `writing` flag; the shared data
-    /// accrues while any replica is written.
+    /// to those on `from`. Replicas keep their own `writing` flag and host connection
+    /// count; the shared data accrues while any replica is written.
     fn mirror_pod_volumes(&mut self, key: u64, from: &str, names: &[String]) {
         let Some(pod) = self.pods.get(&key) else {
             return;
@@ -2503,9 +2503,13 @@ impl ArrayFabricState {
                 let Some(a) = self.arrays.get_mut(m) else {
                     continue;
                 };
-                let writing = a.volumes.get(name).is_some_and(|v| v.writing);
+                let own = a.volumes.get(name);
+                let writing = own.is_some_and(|v| v.writing);
+                // Host connections belong to each array, not to the pod.
+                let connections = own.map_or(0, |v| v.connection_count);
                 let mut copy = src.clone();
                 copy.writing = writing;
+                copy.connection_count = connections;
                 copy.data = data.clone();
                 a.volumes.insert(name.clone(), copy);
             }
@@ -3279,6 +3283,32 @@ mod tests {
         );
         let e = f.move_volume("a", "pod1::v1", None, 50_000).unwrap_err();
         assert_eq!(e.kind, BackendErrorKind::Invalid);
+    }
+
+    #[test]
+    fn host_connections_of_a_stretched_pod_volume_belong_to_each_array() {
+        let mut f = ArrayFabricState::new(3);
+        f.add_array("a", "ta", 0).unwrap();
+        f.add_array("b", "tb", 0).unwrap();
+        f.connect("a", "b", 0).unwrap();
+        f.create_pod("a", "pod1", 0).unwrap();
+        f.create_volume("a", "v1", GIB, 0).unwrap();
+        f.move_volume("a", "v1", Some("pod1"), 0).unwrap();
+        f.stretch_pod("a", "pod1", "b", 0).unwrap();
+        f.set_connection_count("a", "pod1::v1", 1, 0).unwrap();
+        // A write on A mirrors the data, not A's host connection.
+        f.set_writing("a", "pod1::v1", true, 1_000).unwrap();
+        let count = |f: &mut ArrayFabricState, array: &str| {
+            f.all_volumes(2_000)
+                .into_iter()
+                .find(|(a, v)| a == array && v.name == "pod1::v1")
+                .map(|(_, v)| v.connection_count)
+        };
+        assert_eq!(count(&mut f, "a"), Some(1));
+        assert_eq!(count(&mut f, "b"), Some(0));
+        // With no host on B, B may destroy it (and so may A once its host is gone).
+        f.set_writing("a", "pod1::v1", false, 2_000).unwrap();
+        assert!(f.destroy_volume("b", "pod1::v1", 3_000).is_ok());
     }
 
     #[test]

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use protector_core::ids::{GroupId, VolumeId, VolumeTypeId};
-use protector_core::ports::{BlockStorage, GroupCreate, ManageVolume, Volume, VolumeGroup};
+use protector_core::ports::{
+    BlockStorage, GroupCreate, ManageVolume, Volume, VolumeGroup, VolumeStatus,
+};
 use protector_core::RequestContext;
 use serde_json::{json, Value};
 
@@ -26,7 +28,12 @@ const MAX_MINOR: u32 = 71;
 pub(crate) fn router(state: St) -> Router {
     Router::new()
         .route("/", get(versions))
-        .route("/v3/{project}/volumes", get(list_volumes))
+        .route("/v3", get(v3_versions))
+        .route("/v3/", get(v3_versions))
+        .route(
+            "/v3/{project}/volumes",
+            get(list_volumes).post(create_volume),
+        )
         .route("/v3/{project}/volumes/detail", get(list_volumes_detail))
         .route(
             "/v3/{project}/volumes/{id}",
@@ -51,13 +58,29 @@ pub(crate) fn router(state: St) -> Router {
         .with_state(state)
 }
 
-async fn versions(State(s): State<St>) -> Response {
-    let body = json!({"versions": [{
+fn versions_doc(s: &SiteState) -> Value {
+    json!({"versions": [{
         "id": "v3.0", "status": "CURRENT", "version": format!("3.{MAX_MINOR}"), "min_version": "3.0",
         "updated": "2023-08-31T00:00:00Z",
-        "links": [{"rel": "self", "href": format!("{}/v3/", s.endpoints.block_storage)}],
-    }]});
-    reply(&s, 0, StatusCode::MULTIPLE_CHOICES, body)
+        "links": [
+            {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+            {"rel": "self", "href": format!("{}/v3/", s.endpoints.block_storage)},
+        ],
+        "media-types": [{
+            "base": "application/json",
+            "type": "application/vnd.openstack.volume+json;version=3",
+        }],
+    }]})
+}
+
+/// The unversioned root: every API version, `300 Multiple Choices`.
+async fn versions(State(s): State<St>) -> Response {
+    reply(&s, 0, StatusCode::MULTIPLE_CHOICES, versions_doc(&s))
+}
+
+/// `/v3/`: the same list with a 200, where version discovery looks first.
+async fn v3_versions(State(s): State<St>) -> Response {
+    reply(&s, 0, StatusCode::OK, versions_doc(&s))
 }
 
 /// The requested microversion's minor number (`3.0` when absent).
@@ -184,14 +207,42 @@ fn volume_view(s: &SiteState, v: &Volume, minor: u32, admin: bool) -> Value {
     if minor >= 13 {
         out["group_id"] = json!(v.group_id.as_ref().map(|g| g.as_str()));
     }
+    if minor >= 48 {
+        out["shared_targets"] = json!(false);
+        out["service_uuid"] = json!(service_uuid(s));
+    }
+    if minor >= 65 {
+        out["consumes_quota"] = json!(true);
+    }
     if admin {
         out["os-vol-host-attr:host"] = json!(v.host);
+        out["os-vol-mig-status-attr:migstat"] = Value::Null;
         out["os-vol-mig-status-attr:name_id"] = Value::Null;
         if minor >= 21 {
             out["provider_id"] = json!(v.provider_id);
         }
+        if minor >= 61 {
+            out["cluster_name"] = Value::Null;
+        }
     }
     out
+}
+
+/// The id of the site's one `cinder-volume` service (stable per site and seed).
+fn service_uuid(s: &SiteState) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(
+        format!("{}/{}/cinder-volume", s.world.seed(), s.site.name()).as_bytes(),
+    );
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 fn is_admin(ctx: &RequestContext) -> bool {
@@ -348,6 +399,165 @@ async fn volume_action(
     }
 }
 
+/// What `POST /volumes` asks for (an empty volume).
+struct CreateRequest {
+    name: String,
+    size_gb: u64,
+    volume_type: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+fn parse_create(body: &Value) -> Result<CreateRequest, String> {
+    let v = body
+        .get("volume")
+        .and_then(Value::as_object)
+        .ok_or("Missing required element 'volume' in request body.")?;
+    for source in [
+        "snapshot_id",
+        "source_volid",
+        "imageRef",
+        "backup_id",
+        "source_replica",
+    ] {
+        if v.get(source).is_some_and(|x| !x.is_null()) {
+            return Err(format!(
+                "Invalid input for field/attribute {source}: this cloud creates empty volumes only."
+            ));
+        }
+    }
+    let size = match v.get("size") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(t)) => t.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+    .filter(|n| *n > 0)
+    .ok_or("Invalid input for field/attribute size. Value: must be an integer greater than 0.")?;
+    if let Some(zone) = v.get("availability_zone").and_then(Value::as_str) {
+        if zone != "nova" {
+            return Err(format!("Availability zone '{zone}' is invalid."));
+        }
+    }
+    let mut metadata = BTreeMap::new();
+    match v.get("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, val) in m {
+                let Some(val) = val.as_str() else {
+                    return Err(format!(
+                        "Invalid input for field/attribute metadata. Value of {k} is not a string."
+                    ));
+                };
+                metadata.insert(k.clone(), val.to_owned());
+            }
+        }
+        Some(_) => {
+            return Err(
+                "Invalid input for field/attribute metadata. Value: not an object.".to_owned(),
+            )
+        }
+    }
+    Ok(CreateRequest {
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        size_gb: size,
+        volume_type: v
+            .get("volume_type")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        metadata,
+    })
+}
+
+/// `POST /volumes`: an empty volume on the site's array, as the Pure driver makes
+/// it (`volume-<id>-cinder`). An unknown type is a 404, as in Cinder; when the
+/// array refuses, the volume is kept in `error`.
+async fn create_volume(
+    State(s): State<St>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (ctx, minor) = match begin(&s, &headers, &project, 0) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let request = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| format!("Malformed request body: {e}"))
+        .and_then(|b| parse_create(&b));
+    let request = match request {
+        Ok(r) => r,
+        Err(m) => return failure(&s, minor, StatusCode::BAD_REQUEST, &m),
+    };
+    let site = s.site;
+    let info = s.world.site(site);
+    let inner = &s.world.inner;
+    let prepared = inner.with_cloud(site, |c| {
+        c.caller(&ctx.user_id, &ctx.project_id)?;
+        let vtype = match &request.volume_type {
+            Some(t) => c
+                .find_volume_type(t)
+                .map(|t| t.name.clone())
+                .ok_or_else(|| {
+                    protector_core::BackendError::not_found(
+                        protector_core::Service::BlockStorage,
+                        format!("Volume type with name {t} could not be found."),
+                    )
+                    .with_status(404)
+                })?,
+            None => "__DEFAULT__".to_owned(),
+        };
+        let id: VolumeId = c.ids.next();
+        Ok::<_, protector_core::BackendError>((id, vtype))
+    });
+    let (id, vtype) = match prepared {
+        Ok(p) => p,
+        Err(e) => return backend(&s, minor, &e),
+    };
+    let array_volume = crate::cloud::state::pure_volume_name(&id);
+    let made =
+        inner.bridge_create_volume(site, &array_volume, request.size_gb.saturating_mul(1 << 30));
+    let mut metadata = request.metadata;
+    let status = match &made {
+        Ok(()) => {
+            metadata.insert("array_volume_name".to_owned(), array_volume.clone());
+            metadata.insert("array_name".to_owned(), info.array_name.clone());
+            VolumeStatus::Available
+        }
+        Err(_) => VolumeStatus::Error,
+    };
+    let volume = Volume {
+        id: id.clone(),
+        name: request.name,
+        status,
+        size_gb: request.size_gb,
+        volume_type: Some(vtype),
+        bootable: false,
+        attachments: Vec::new(),
+        metadata,
+        host: Some(info.volume_host.clone()),
+        provider_id: made.is_ok().then(|| array_volume.clone()),
+        group_id: None,
+        project_id: Some(ctx.project_id.clone()),
+    };
+    inner.with_cloud(site, |c| c.remember_volume(volume.clone()));
+    match &made {
+        Ok(()) => inner.log(site, format!("volume {id} created on {array_volume}")),
+        Err(e) => inner.log(site, format!("volume {id} error: {}", e.message)),
+    }
+    // Cinder answers before the driver has run: the caller sees `creating`.
+    let mut shown = volume;
+    shown.status = VolumeStatus::Creating;
+    reply(
+        &s,
+        minor,
+        StatusCode::ACCEPTED,
+        json!({"volume": volume_view(&s, &shown, minor, is_admin(&ctx))}),
+    )
+}
+
 fn parse_manage(body: &Value) -> Result<ManageVolume, String> {
     let v = body
         .get("volume")
@@ -429,9 +639,24 @@ fn type_view(t: &protector_core::ports::VolumeType, admin: bool) -> Value {
     });
     if admin {
         v["extra_specs"] = json!(t.extra_specs);
+    } else {
+        // Cinder (Xena on) shows non-admins its fixed list of user-visible extra specs.
+        let visible: BTreeMap<&String, &String> = t
+            .extra_specs
+            .iter()
+            .filter(|(k, _)| USER_VISIBLE_EXTRA_SPECS.contains(&k.as_str()))
+            .collect();
+        v["extra_specs"] = json!(visible);
     }
     v
 }
+
+/// The extra specs Cinder shows to every user.
+const USER_VISIBLE_EXTRA_SPECS: [&str; 3] = [
+    "RESKEY:availability_zones",
+    "multiattach",
+    "replication_enabled",
+];
 
 async fn list_types(
     State(s): State<St>,

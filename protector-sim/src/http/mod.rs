@@ -4,9 +4,9 @@
 //! Nova v2.1, Cinder v3, Neutron v2.0) on ephemeral ports, all answering from the
 //! same [`SimWorld`] state the in-process ports use, and writes a `clouds.yaml` the
 //! real `protector-openstack` clients can load, plus one listener per FlashArray and
-//! an `arrays.json` with their URLs and API tokens. Every call goes through the same
-//! port implementations, so latency profiles, fault rules, call statistics and the
-//! event log behave as in-process.
+//! an `arrays.json` with their URLs and API tokens. Every call but Cinder's volume
+//! create (see the caveats) goes through the same port implementations, so latency
+//! profiles, fault rules, call statistics and the event log behave as in-process.
 //!
 //! # Guarantees
 //! - Wire shapes follow the services: `X-Subject-Token` on a 201 from Keystone, the
@@ -24,6 +24,12 @@
 //!   profile to keep calls fast.
 //! - Passwords and application-credential secrets are derived from the world's
 //!   seed; read them from the written `clouds.yaml` or the accessors.
+//! - Cinder's volume create (`POST /v3/{project}/volumes`), which the
+//!   `BlockStorage` port does not have, works on the site's state directly: the
+//!   array volume `volume-<id>-cinder` is made at once and the volume is
+//!   `available` by the next read, without the profile's latency, fault rules or
+//!   call statistics. It makes empty volumes only (a snapshot, volume, image or
+//!   backup as source is a 400) and keeps no description.
 //! - Each array answers FlashArray REST 2.x (`/api/api_version`, `POST
 //!   /api/2.N/login` with `api-token` → `x-auth-token`, then volumes, volume
 //!   snapshots, protection groups with their volumes and targets, protection-group
@@ -31,6 +37,10 @@
 //!   `{"items": [...], "continuation_token": ...}` envelopes and `{"errors": [...]}`
 //!   bodies. A downed array answers through the simulator's own errors; its
 //!   listener stays open.
+//! - With [`ServeOptions::array_tls`] the arrays answer HTTPS only (as real arrays
+//!   do) with a certificate for `127.0.0.1` and `localhost` signed by a CA made at
+//!   start; its certificate is written to `array-ca.pem` and named in
+//!   `arrays.json` as `ca_file`. Without it they answer plain HTTP.
 
 mod cinder;
 mod common;
@@ -39,6 +49,7 @@ mod keystone;
 mod listener;
 mod neutron;
 mod nova;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +65,21 @@ use crate::world::{SimWorld, ADMIN, TENANTS};
 pub use common::{ApplicationCredential, Credentials};
 
 use common::SiteState;
+
+/// How [`SimServer::start_with`] serves the world.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    array_tls: bool,
+}
+
+impl ServeOptions {
+    /// The arrays answer HTTPS with a certificate signed by a CA made at start
+    /// (default: plain HTTP). The CA certificate is written to `array-ca.pem`.
+    pub fn array_tls(mut self, on: bool) -> Self {
+        self.array_tls = on;
+        self
+    }
+}
 
 /// The endpoints of one served site.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +106,7 @@ pub struct SimServer {
     endpoints: BTreeMap<SimSite, SiteEndpoints>,
     credentials: BTreeMap<SimSite, Arc<Credentials>>,
     arrays: BTreeMap<SimSite, String>,
+    array_ca: Option<PathBuf>,
     served: Vec<Served>,
 }
 
@@ -101,12 +128,33 @@ impl SimServer {
     /// # Errors
     /// Binding a listener or writing the file failed.
     pub async fn start(world: SimWorld, dir: &Path) -> std::io::Result<Self> {
+        Self::start_with(world, dir, ServeOptions::default()).await
+    }
+
+    /// [`Self::start`] with options (see [`ServeOptions`]).
+    ///
+    /// # Errors
+    /// Binding a listener, making the TLS certificates or writing a file failed.
+    pub async fn start_with(
+        world: SimWorld,
+        dir: &Path,
+        options: ServeOptions,
+    ) -> std::io::Result<Self> {
+        let tls = if options.array_tls {
+            let material = tls::TlsMaterial::generate()?;
+            let path = dir.join("array-ca.pem");
+            std::fs::write(&path, &material.ca_pem)?;
+            Some((material.acceptor, path))
+        } else {
+            None
+        };
         let mut server = Self {
             world: world.clone(),
             dir: dir.to_path_buf(),
             endpoints: BTreeMap::new(),
             credentials: BTreeMap::new(),
             arrays: BTreeMap::new(),
+            array_ca: tls.as_ref().map(|(_, path)| path.clone()),
             served: Vec::new(),
         };
         for site in SimSite::BOTH {
@@ -144,14 +192,25 @@ impl SimServer {
             server.endpoints.insert(site, endpoints);
             server.credentials.insert(site, credentials);
             let array = listener::bind().await?;
-            server
-                .arrays
-                .insert(site, format!("http://{}", array.local_addr()?));
+            let addr = array.local_addr()?;
             let state = Arc::new(flasharray::ArrayState::new(world.clone(), site));
-            server.served.push(spawn(
-                listener::SiteListener::new(array, || false),
-                flasharray::router(state),
-            ));
+            let served = match &tls {
+                Some((acceptor, _)) => {
+                    server.arrays.insert(site, format!("https://{addr}"));
+                    spawn(
+                        listener::TlsListener::new(array, acceptor.clone())?,
+                        flasharray::router(state),
+                    )
+                }
+                None => {
+                    server.arrays.insert(site, format!("http://{addr}"));
+                    spawn(
+                        listener::SiteListener::new(array, || false),
+                        flasharray::router(state),
+                    )
+                }
+            };
+            server.served.push(served);
         }
         std::fs::write(server.clouds_yaml_path(), server.clouds_yaml())?;
         std::fs::write(server.arrays_json_path(), server.arrays_json())?;
@@ -186,12 +245,14 @@ impl SimServer {
         &self.credentials[&site]
     }
 
-    /// Where `arrays.json` (`{"array-a": {"url", "api_token"}, …}`) was written.
+    /// Where `arrays.json` (`{"array-a": {"url", "api_token", "site", "ca_file"}, …}`;
+    /// `ca_file` is null without TLS) was written.
     pub fn arrays_json_path(&self) -> PathBuf {
         self.dir.join("arrays.json")
     }
 
-    /// The REST base URL of `site`'s array (`http://127.0.0.1:<port>`).
+    /// The REST base URL of `site`'s array (`http://127.0.0.1:<port>`, or `https://`
+    /// with [`ServeOptions::array_tls`]).
     pub fn array_url(&self, site: SimSite) -> &str {
         &self.arrays[&site]
     }
@@ -199,6 +260,12 @@ impl SimServer {
     /// The API token `site`'s array accepts at login.
     pub fn array_token(&self, site: SimSite) -> &str {
         &self.world.site(site).array_token
+    }
+
+    /// The CA certificate (PEM) the arrays' certificates chain to, when they answer
+    /// HTTPS.
+    pub fn array_ca_path(&self) -> Option<&Path> {
+        self.array_ca.as_deref()
     }
 
     fn arrays_json(&self) -> String {
@@ -211,6 +278,7 @@ impl SimServer {
                         "url": self.array_url(site),
                         "api_token": self.array_token(site),
                         "site": site.name(),
+                        "ca_file": self.array_ca.as_ref().map(|p| p.display().to_string()),
                     }),
                 )
             })
@@ -273,7 +341,10 @@ impl SimServer {
     }
 }
 
-fn spawn(listener: listener::SiteListener, router: axum::Router) -> Served {
+fn spawn<L>(listener: L, router: axum::Router) -> Served
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
