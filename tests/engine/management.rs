@@ -325,6 +325,34 @@ async fn a_second_operation_on_the_same_group_is_refused_but_other_groups_run_co
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_operation_started_on_one_site_blocks_operations_on_the_same_group_from_the_other() {
+    let fx = Setup::new(seed(70)).build().await;
+    fx.let_time_pass(Duration::from_secs(600)).await;
+    let drill =
+        fx.a.test_failover(
+            &fx.ctx,
+            PG,
+            protector::core::engine::TestFailoverRequest {
+                mappings: fx.mappings_a_to_b(),
+            },
+        )
+        .await
+        .expect("test failover starts on site A");
+    let err =
+        fx.b.sync_volumes(&fx.ctx, PG)
+            .await
+            .expect_err("serialised across sites");
+    assert!(
+        err.to_string().contains(drill.id.as_str()),
+        "names the running operation: {err}"
+    );
+    assert_completed(&fx.finish(&fx.a, drill).await);
+    let op = fx.b.sync_volumes(&fx.ctx, PG).await.expect("free again");
+    assert_completed(&fx.finish(&fx.b, op).await);
+    fx.check().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_flavor_mapping_boots_members_with_the_mapped_flavor() {
     let fx = Setup::new(seed(67)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;

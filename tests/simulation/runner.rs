@@ -175,6 +175,7 @@ enum Fault {
     ManageDenied(SimSite),
 }
 
+/// Error kinds a fault may answer with; `NotFound` first (service-wide rules skip it).
 const KINDS: [BackendErrorKind; 7] = [
     BackendErrorKind::NotFound,
     BackendErrorKind::Conflict,
@@ -370,7 +371,10 @@ impl Run {
         let site = *rng.pick(&SimSite::BOTH);
         match rng.range(0, 9) {
             0..=2 => {
-                let kind = *rng.pick(&KINDS);
+                // A service does not answer 404 at random for resources that exist:
+                // `NotFound` comes only as a single call's answer (below), where it
+                // models a retried request whose first attempt already took effect.
+                let kind = *rng.pick(&KINDS[1..]);
                 let svc = *rng.pick(&SERVICES);
                 let p = *rng.pick(&[0.02, 0.1, 0.3, 0.7]);
                 let rule = FaultRule::fail(kind, format!("simulated {kind}"))
@@ -383,8 +387,13 @@ impl Run {
                 )
             }
             3..=4 => {
-                let kind = *rng.pick(&KINDS);
                 let call = *rng.pick(&CALLS);
+                let read = call.name().starts_with("get_") || call.name().starts_with("list_");
+                let kind = if read {
+                    *rng.pick(&KINDS[1..])
+                } else {
+                    *rng.pick(&KINDS)
+                };
                 let n = rng.range(1, 4);
                 let mut rule = FaultRule::fail(kind, format!("simulated {kind}"))
                     .on_site(site)

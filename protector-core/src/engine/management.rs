@@ -1129,25 +1129,38 @@ impl Protector {
     }
 
     /// Whether an operation of the group is unfinished on the local site.
+    /// An unfinished operation on the group, run by this site or (when the peer
+    /// answers) by the peer: operations on one group are serialised across both sites.
+    /// A peer that does not answer cannot run anything that matters here (an unplanned
+    /// failover is exactly the case where its records are out of reach).
     pub(crate) async fn has_unfinished(
         &self,
         pg: &ProtectionGroupId,
     ) -> Result<Option<crate::model::Operation>, Error> {
-        let ops = self
-            .inner
-            .local
-            .operations
-            .list_operations(&crate::model::OperationFilter {
-                protection_group: Some(crate::model::PgRef::Id(pg.clone())),
-                ..Default::default()
-            })
-            .await?;
-        Ok(ops.into_iter().find(|o| {
+        let filter = crate::model::OperationFilter {
+            protection_group: Some(crate::model::PgRef::Id(pg.clone())),
+            ..Default::default()
+        };
+        let unfinished = |o: &crate::model::Operation| {
             matches!(
                 o.status,
                 OperationStatus::Pending | OperationStatus::Running | OperationStatus::RollingBack
             )
-        }))
+        };
+        let local = self.inner.local.operations.list_operations(&filter).await?;
+        if let Some(op) = local.into_iter().find(unfinished) {
+            return Ok(Some(op));
+        }
+        if !self.peer_reachable().await {
+            return Ok(None);
+        }
+        match self.inner.peer.operations.list_operations(&filter).await {
+            Ok(ops) => Ok(ops.into_iter().find(unfinished)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the peer's operations");
+                Ok(None)
+            }
+        }
     }
 }
 
