@@ -1,9 +1,9 @@
 //! Test failover → cleanup → planned failover → failback, in-process and over HTTP from
 //! the same seed, must leave the same protection group, operations, clouds and arrays.
 //!
-//! Async replication only: a tenant does not see Cinder's `replication_type` extra spec
-//! over the real API (it is not one of Cinder's user-visible specs), and the engine
-//! needs it to accept a sync group, so a sync group cannot be created over HTTP.
+//! A tenant does not see Cinder's `replication_type` extra spec over the real API (it
+//! is not one of Cinder's user-visible specs): the scenarios name their volume types,
+//! which the engine then takes at their word.
 
 use protector::core::model::ReplicationType;
 use protector::sim::seed_from_env;
@@ -101,6 +101,17 @@ fn async_cycle_without_reverse_replication_over_http_ends_where_the_in_process_r
         replication: ReplicationType::Async,
         servers: 3,
         reverse_replication: false,
+    };
+    assert_cycle_ran(&check_same(&scenario), &scenario);
+}
+
+#[test]
+fn sync_cycle_over_http_ends_where_the_in_process_run_ends() {
+    let scenario = Scenario {
+        seed: seed_from_env(63),
+        replication: ReplicationType::Sync,
+        servers: 3,
+        reverse_replication: true,
     };
     assert_cycle_ran(&check_same(&scenario), &scenario);
 }
