@@ -203,3 +203,22 @@ async fn a_volume_the_rollback_finds_but_cannot_delete_stays_recorded_until_clea
     assert_eq!(drtest_resources(&fx).await, (0, 0));
     fx.check().await;
 }
+
+/// Nova answers 404 to the delete of a test server that is still there: cleanup must
+/// not take it as gone.
+#[tokio::test(start_paused = true)]
+async fn test_cleanup_does_not_take_a_spurious_404_on_delete_for_a_deleted_server() {
+    let fx = Setup::new(seed(48)).build().await;
+    fx.let_time_pass(Duration::from_secs(400)).await;
+    assert_completed(&drill(&fx).await);
+    let _guard = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::NotFound, "gone?")
+            .on_call(protector::sim::CallKind::DeleteServer)
+            .on_site(SimSite::B)
+            .nth(1),
+    );
+    let op = fx.a.test_cleanup(&fx.ctx, PG).await.expect("cleanup");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    assert_eq!(drtest_resources(&fx).await, (0, 0));
+    fx.check().await;
+}

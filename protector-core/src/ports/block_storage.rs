@@ -341,7 +341,8 @@ pub trait BlockStorage: Send + Sync {
     }
 
     /// Deletes a volume and waits until it is gone; a volume that is already gone is not
-    /// an error.
+    /// an error. A 404 from the delete is believed only when a read agrees; if the
+    /// volume is still there, the delete is sent once more.
     async fn delete_volume_and_wait(
         &self,
         id: &VolumeId,
@@ -349,7 +350,17 @@ pub trait BlockStorage: Send + Sync {
     ) -> Result<(), BackendError> {
         match self.delete_volume(id).await {
             Ok(()) => self.wait_for_deleted(id, policy).await,
-            Err(e) if e.kind == BackendErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind == BackendErrorKind::NotFound => match self.get_volume(id).await {
+                Err(g) if g.kind == BackendErrorKind::NotFound => Ok(()),
+                Ok(v) if v.status == VolumeStatus::Deleting => {
+                    self.wait_for_deleted(id, policy).await
+                }
+                Ok(_) => {
+                    self.delete_volume(id).await?;
+                    self.wait_for_deleted(id, policy).await
+                }
+                Err(g) => Err(g),
+            },
             Err(e) => Err(e),
         }
     }

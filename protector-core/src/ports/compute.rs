@@ -226,15 +226,26 @@ pub trait Compute: Send + Sync {
     }
 
     /// Deletes a server and waits until it is gone; a server that is already gone is
-    /// not an error.
+    /// not an error. A 404 from the delete is believed only when a read agrees (a
+    /// server wrongly taken for gone would be left running); if the server is still
+    /// there, the delete is sent once more.
     async fn delete_server_and_wait(
         &self,
         id: &ServerId,
         policy: &WaitPolicy,
     ) -> Result<(), BackendError> {
+        use crate::error::BackendErrorKind::NotFound;
         match self.delete_server(id).await {
             Ok(()) => self.wait_for_deleted(id, policy).await,
-            Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind == NotFound => match self.get_server(id).await {
+                Err(g) if g.kind == NotFound => Ok(()),
+                Ok(s) if s.status == ServerStatus::Deleted => Ok(()),
+                Ok(_) => {
+                    self.delete_server(id).await?;
+                    self.wait_for_deleted(id, policy).await
+                }
+                Err(g) => Err(g),
+            },
             Err(e) => Err(e),
         }
     }
