@@ -222,3 +222,33 @@ async fn test_cleanup_does_not_take_a_spurious_404_on_delete_for_a_deleted_serve
     assert_eq!(drtest_resources(&fx).await, (0, 0));
     fx.check().await;
 }
+
+/// The rollback of a failed test failover cannot list Nova's servers: it must still
+/// find, by their tags, the volumes Cinder managed without answering, and record them.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_that_cannot_list_servers_still_records_the_volumes_it_finds() {
+    let fx = Setup::new(seed(49)).build().await;
+    fx.let_time_pass(Duration::from_secs(400)).await;
+    let lost_answer = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Invalid, "odd")
+            .on_call(protector::sim::CallKind::ManageVolume)
+            .on_site(SimSite::B)
+            .nth(1)
+            .after_applying(),
+    );
+    // The first list (before cloning) answers; the rollback's sweep does not.
+    let no_list = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Transient, "down")
+            .on_call(protector::sim::CallKind::ListServers)
+            .on_site(SimSite::B)
+            .nth(2),
+    );
+    let op = drill(&fx).await;
+    assert_eq!(op.status, OperationStatus::Failed);
+    fx.check().await;
+    drop((lost_answer, no_list));
+    let op = fx.a.test_cleanup(&fx.ctx, PG).await.expect("cleanup");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    assert_eq!(drtest_resources(&fx).await, (0, 0));
+    fx.check().await;
+}

@@ -729,31 +729,32 @@ impl Run {
         let c = self.clients(site).await.map_err(|e| format!("{e:?}"))?;
         let op_id = self.id.to_string();
         let mut found = Vec::new();
-        let servers = c.compute.list_servers().await.map_err(|e| e.to_string())?;
-        found.extend(
-            servers
-                .iter()
-                .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
-                .map(|s| ResourceRef::Server {
-                    site_id: site.clone(),
-                    id: s.id.clone(),
-                }),
-        );
-        let volumes = c
-            .block_storage
-            .list_volumes()
-            .await
-            .map_err(|e| e.to_string())?;
-        found.extend(
-            volumes
-                .iter()
-                .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
-                .map(|v| ResourceRef::Volume {
-                    site_id: site.clone(),
-                    id: v.id.clone(),
-                }),
-        );
         let mut problems = Vec::new();
+        // Each list on its own: a failing Nova must not hide the volumes Cinder holds.
+        match c.compute.list_servers().await {
+            Ok(servers) => found.extend(
+                servers
+                    .iter()
+                    .filter(|s| s.metadata.get(TAG_OPERATION) == Some(&op_id))
+                    .map(|s| ResourceRef::Server {
+                        site_id: site.clone(),
+                        id: s.id.clone(),
+                    }),
+            ),
+            Err(e) => problems.push(format!("listing servers: {e}")),
+        }
+        match c.block_storage.list_volumes().await {
+            Ok(volumes) => found.extend(
+                volumes
+                    .iter()
+                    .filter(|v| v.metadata.get(TAG_OPERATION) == Some(&op_id))
+                    .map(|v| ResourceRef::Volume {
+                        site_id: site.clone(),
+                        id: v.id.clone(),
+                    }),
+            ),
+            Err(e) => problems.push(format!("listing volumes: {e}")),
+        }
         for resource in found {
             // A create whose answer was lost left no journal line: record it first, so
             // that if it cannot be removed now the operation still owns it.
