@@ -369,3 +369,33 @@ async fn a_spurious_not_found_for_a_running_source_server_does_not_skip_its_quie
     }
     fx.check().await;
 }
+
+/// After an unplanned failover, the old primary's copy is stale. A sync-force run there
+/// must adopt the peer's newer record, never push the stale copy over it.
+#[tokio::test(start_paused = true)]
+async fn sync_force_on_the_stale_site_adopts_the_newer_copy_of_its_peer() {
+    let fx = Setup::new(seed(18)).build().await;
+    fx.let_time_pass(Duration::from_secs(700)).await;
+    fx.world.take_site_down(SimSite::A);
+    let op =
+        fx.b.failover(&fx.ctx, PG, fx.unplanned())
+            .await
+            .expect("unplanned failover");
+    assert_completed(&fx.finish(&fx.b, op).await);
+    fx.world.bring_site_up(SimSite::A);
+    let newer = fx.pg(SimSite::B).await;
+    assert_eq!(
+        fx.pg(SimSite::A).await.status,
+        PgStatus::Active,
+        "stale copy"
+    );
+    let status = fx.a.sync_force(&fx.ctx, PG).await.expect("sync-force");
+    assert_eq!(status.status.as_str(), "IN SYNC");
+    for site in SimSite::BOTH {
+        let pg = fx.pg(site).await;
+        assert_eq!(pg.status, PgStatus::FailedOver, "{site:?}'s copy");
+        assert_eq!(pg.current_primary_site_id, newer.current_primary_site_id);
+        assert_eq!(pg.version, newer.version);
+    }
+    fx.check().await;
+}

@@ -1051,23 +1051,43 @@ impl Protector {
         if !self.peer_reachable().await {
             return Err(Refusal::ModifyRemoteUnreachable.into());
         }
-        self.fence_stale_servers(ctx, &pg).await?;
         let remote = self
             .inner
             .peer
             .metadata
             .get_protection_group(&pg.id)
             .await?;
-        // The pushed copy must be newer than anything the peer holds.
-        let floor = remote.map_or(0, |r| r.version);
-        if pg.version <= floor {
-            pg.version = floor + 1;
+        // The newer copy wins: run on the site that was down during an unplanned
+        // failover, sync-force adopts the peer's record of it instead of pushing the
+        // stale copy over it. Otherwise the pushed copy must be newer than the peer's.
+        let adopted = remote.as_ref().is_some_and(|r| r.version > pg.version);
+        match remote {
+            Some(r) if r.version > pg.version => {
+                tracing::info!(
+                    local = pg.version,
+                    remote = r.version,
+                    "sync-force: the peer's copy is newer; adopting it"
+                );
+                pg = r;
+            }
+            Some(r) => {
+                if pg.version <= r.version {
+                    pg.version = r.version + 1;
+                }
+            }
+            None => {}
         }
+        self.fence_stale_servers(ctx, &pg).await?;
         pg.updated_at = self.inner.clock.now();
         self.inner.local.metadata.put_protection_group(&pg).await?;
         self.inner.peer.metadata.put_protection_group(&pg).await?;
-        if let Some(policy) = self.inner.local.metadata.get_policy(&pg.id).await? {
-            self.inner.peer.metadata.put_policy(&policy).await?;
+        let (from, to) = if adopted {
+            (&self.inner.peer, &self.inner.local)
+        } else {
+            (&self.inner.local, &self.inner.peer)
+        };
+        if let Some(policy) = from.metadata.get_policy(&pg.id).await? {
+            to.metadata.put_policy(&policy).await?;
         }
         self.inner
             .local
