@@ -5,7 +5,11 @@
 //! cargo run --release --example rto_report            # N = 10, 100, 1000
 //! cargo run --release --example rto_report -- --quick # N = 10 only (CI smoke)
 //! cargo run --release --example rto_report -- --steps # also the calls of every step
+//! cargo run --release --example rto_report -- --only=overhead --n=1000 # one part, one N
 //! ```
+//!
+//! `--only=rto|overhead|throughput` runs one part of the report and `--n=N` one size
+//! (for profiling).
 //!
 //! Prints markdown tables on stdout.
 
@@ -87,18 +91,46 @@ fn reset_peak() -> usize {
 struct Args {
     quick: bool,
     steps: bool,
+    only: Option<String>,
+    n: Option<usize>,
+}
+
+impl Args {
+    fn runs(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == part)
+    }
+
+    fn sizes(&self, quick: &[usize], full: &[usize]) -> Vec<usize> {
+        match self.n {
+            Some(n) => vec![n],
+            None if self.quick => quick.to_vec(),
+            None => full.to_vec(),
+        }
+    }
 }
 
 fn main() {
     let args = std::env::args().skip(1).collect::<Vec<_>>();
+    let value = |key: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(key).map(str::to_owned))
+    };
     let args = Args {
         quick: args.iter().any(|a| a == "--quick"),
         steps: args.iter().any(|a| a == "--steps"),
+        only: value("--only="),
+        n: value("--n=").map(|n| n.parse().expect("--n=N takes a number")),
     };
     let started = support::wall_clock();
-    rto_table(&args);
-    overhead_table(&args);
-    throughput_line(&args);
+    if args.runs("rto") {
+        rto_table(&args);
+    }
+    if args.runs("overhead") {
+        overhead_table(&args);
+    }
+    if args.runs("throughput") {
+        throughput_line(&args);
+    }
     println!();
     println!(
         "Total wall time of the report: {:.1} s.",
@@ -110,7 +142,7 @@ fn main() {
 // RTO efficiency
 
 fn rto_table(args: &Args) {
-    let sizes: &[usize] = if args.quick { &[10] } else { &[10, 100, 1000] };
+    let sizes = args.sizes(&[10], &[10, 100, 1000]);
     let profile = LatencyProfile::realistic();
     println!("### RTO efficiency (`realistic` profile, 2 volumes per VM)");
     println!();
@@ -132,7 +164,7 @@ fn rto_table(args: &Args) {
     rule.push_str("---:|---:|");
     println!("{header}");
     println!("{rule}");
-    for &n in sizes {
+    for n in sizes {
         let rt = support::paused_runtime();
         rt.block_on(async {
             let bench = Setup::new(42 + n as u64, n, profile.clone()).build().await;
@@ -146,7 +178,7 @@ fn rto_table(args: &Args) {
             row(args, &profile, n, "planned failover", &fo, fo_wall);
             row(args, &profile, n, "failback (after planned)", &fb, fb_wall);
             bench.let_time_pass(Duration::from_secs(700)).await;
-            bench.world.take_site_down(SimSite::A);
+            bench.take_site_down(SimSite::A);
             let t = support::wall_clock();
             let ufo = bench.failover(SimSite::A, FailoverType::Unplanned).await;
             let ufo_wall = t.elapsed();
@@ -203,8 +235,9 @@ fn row(args: &Args, profile: &LatencyProfile, n: usize, what: &str, run: &Run, w
                 .map(|((site, class), c)| format!("{}:{class:?}={c}", site.name()))
                 .collect();
             eprintln!(
-                "  N={n} {what}: {:<20} bound {:>9}  {}",
+                "  N={n} {what}: {:<20} took {:>9} bound {:>9}  {}",
                 seg.name,
+                fmt_secs(seg.took),
                 fmt_secs(b),
                 calls.join(" ")
             );
@@ -220,16 +253,12 @@ fn fmt_secs(d: Duration) -> String {
 // Engine overhead
 
 fn overhead_table(args: &Args) {
-    let sizes: &[usize] = if args.quick {
-        &[100]
-    } else {
-        &[100, 1000, 10_000]
-    };
+    let sizes = args.sizes(&[100], &[100, 1000, 10_000]);
     println!("### Engine overhead (`zero` profile, SQLite stores, planned failover)");
     println!();
     println!("| N | wall | wall per VM | peak heap per VM | VmHWM growth per VM | setup wall |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    for &n in sizes {
+    for n in sizes {
         let dir = tempfile::tempdir().expect("temporary directory");
         let rt = support::paused_runtime();
         rt.block_on(async {

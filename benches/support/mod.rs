@@ -24,9 +24,11 @@ use protector::core::ports::{HookVerdict, StepBoundary, StepHook, WaitPolicy};
 use protector::core::progress::StepId;
 use protector::core::secrecy::SecretString;
 use protector::core::{Protector, RequestContext, Service};
+use protector::purestorage::PureDriverOptions;
 use protector::sim::world::TYPE_ASYNC;
 use protector::sim::{
-    CallStats, DrStores, LatencyClass, LatencyProfile, SimSite, SimWorld, WorkloadSpec,
+    CallStats, DrStores, LatencyClass, LatencyProfile, SimSite, SimStorageFactory, SimWorld,
+    WorkloadSpec,
 };
 
 /// The protection group's name.
@@ -129,11 +131,8 @@ impl Setup {
         )
         .await
         .expect("create policy");
-        for s in &workload.servers {
-            a.add_member(&ctx, PG, s.id.as_str())
-                .await
-                .expect("add member");
-        }
+        let ids: Vec<&str> = workload.servers.iter().map(|s| s.id.as_str()).collect();
+        a.add_members(&ctx, PG, &ids).await.expect("add members");
         Bench {
             world,
             stores,
@@ -142,6 +141,7 @@ impl Setup {
             ctx,
             servers: self.servers,
             recorder,
+            outage: Mutex::new(None),
         }
     }
 }
@@ -157,6 +157,10 @@ async fn protector_for(
         .await
         .expect("protector builder")
         .config(config())
+        .storage(Arc::new(SimStorageFactory::new(
+            world.clone(),
+            driver_options(),
+        )))
         .step_hook(hook)
         .build()
         .await
@@ -179,6 +183,17 @@ pub fn config() -> EngineConfig {
         .expect("valid engine config")
 }
 
+/// The array driver's settings: replication transfers are polled like the servers
+/// and volumes of [`config`] (1 s, backing off to at most 2 s; the default backs off
+/// to 5 s, which adds up to ~3 s to every forced replication).
+pub fn driver_options() -> PureDriverOptions {
+    PureDriverOptions {
+        poll_interval: Duration::from_secs(1),
+        max_poll_interval: Duration::from_secs(2),
+        ..PureDriverOptions::default()
+    }
+}
+
 /// A built world with its protected group.
 pub struct Bench {
     /// The simulated world.
@@ -195,6 +210,10 @@ pub struct Bench {
     pub servers: usize,
     /// Records calls per step.
     pub recorder: Arc<StepRecorder>,
+    /// Write sequences of the array volumes of the site taken down by
+    /// [`Bench::take_site_down`], at that moment: the data an unplanned failover can
+    /// at best recover (the array keeps accruing writes while the site's APIs are down).
+    outage: Mutex<Option<(SimSite, BTreeMap<String, u64>)>>,
 }
 
 /// One measured operation.
@@ -209,7 +228,9 @@ pub struct Run {
     pub segments: Vec<Segment>,
     /// All calls of the operation.
     pub calls: CallStats,
-    /// Writes lost per recovered volume (source volume now vs. its recovered copy).
+    /// Writes lost per recovered volume: the source volume's write sequence (at the
+    /// moment its site went down for an unplanned failover, at the end otherwise) minus
+    /// the sequence of the data its recovered copy started from.
     pub writes_lost: Vec<u64>,
 }
 
@@ -220,6 +241,8 @@ pub struct Segment {
     pub name: String,
     /// Calls per site and latency class.
     pub calls: BTreeMap<(SimSite, LatencyClass), u64>,
+    /// Virtual time the segment took.
+    pub took: Duration,
 }
 
 impl Bench {
@@ -326,6 +349,13 @@ impl Bench {
 
     /// Writes lost per volume between the members of `before` on `from` and their
     /// recovered copies in `after` on `to`.
+    ///
+    /// The source side is the volume's write sequence when `from` went down (see
+    /// [`Bench::take_site_down`]), or now when it never did (planned operations stop
+    /// the servers, so nothing is written after the final sync). The target side is the
+    /// sequence of the snapshot (or volume) the recovered copy was made from: the
+    /// recovered servers write to their volumes once booted, which is new data, not
+    /// recovered data.
     fn writes_lost(
         &self,
         before: &ProtectionGroup,
@@ -333,12 +363,18 @@ impl Bench {
         after: &ProtectionGroup,
         to: SimSite,
     ) -> Vec<u64> {
+        let outage = self.outage.lock().expect("outage lock").take();
+        let at_outage = match outage {
+            Some((site, seqs)) if site == from => seqs,
+            _ => BTreeMap::new(),
+        };
         let source: BTreeMap<(&str, bool), &str> = before
             .members
             .iter()
             .flat_map(|m| m.volumes.iter())
             .map(|v| ((v.name.as_str(), v.bootable), v.array_volume_name.as_str()))
             .collect();
+        let copied_from = self.copy_sources(to);
         after
             .members
             .iter()
@@ -347,11 +383,57 @@ impl Bench {
                 let original = source
                     .get(&(v.name.as_str(), v.bootable))
                     .expect("original volume");
-                self.world
-                    .writes_lost(from, original, to, &v.array_volume_name)
-                    .expect("write sequences")
+                let s = match at_outage.get(*original).or_else(|| {
+                    at_outage
+                        .iter()
+                        .find(|(k, _)| base_name(k) == base_name(original))
+                        .map(|(_, s)| s)
+                }) {
+                    Some(s) => *s,
+                    None => self.world.write_seq(from, original).expect("source seq"),
+                };
+                let recovered = base_name(&v.array_volume_name);
+                let t = copied_from
+                    .get(recovered)
+                    .and_then(|src| self.world.write_seq(to, src).ok())
+                    .unwrap_or_else(|| {
+                        self.world
+                            .write_seq(to, &v.array_volume_name)
+                            .expect("target seq")
+                    });
+                s.saturating_sub(t)
             })
             .collect()
+    }
+
+    /// The copy source (snapshot or volume) of every volume on `site`'s array that has
+    /// one, by the volume's name without its pod prefix.
+    fn copy_sources(&self, site: SimSite) -> BTreeMap<String, String> {
+        let array = site.array_name();
+        let fabric = self.world.fabric();
+        let now = fabric.now_ms();
+        fabric
+            .with_state(|s| s.all_volumes(now))
+            .into_iter()
+            .filter(|(a, v)| a == array && !v.destroyed)
+            .filter_map(|(_, v)| Some((base_name(&v.name).to_owned(), v.source?.name)))
+            .collect()
+    }
+
+    /// Takes `site`'s OpenStack APIs down (its array keeps running) after recording the
+    /// write sequence of every volume on its array: the moment the primary is lost.
+    pub fn take_site_down(&self, site: SimSite) {
+        let seqs = self
+            .world
+            .array_volumes(site)
+            .into_iter()
+            .filter_map(|name| {
+                let seq = self.world.write_seq(site, &name).ok()?;
+                Some((name, seq))
+            })
+            .collect();
+        *self.outage.lock().expect("outage lock") = Some((site, seqs));
+        self.world.take_site_down(site);
     }
 
     /// Lets virtual time pass (scheduled replication runs).
@@ -368,13 +450,18 @@ impl Bench {
 
     /// Site A fails, unplanned failover to B, site A returns, sync-force, failback.
     pub async fn unplanned_cycle(&self) -> (Run, Run) {
-        self.world.take_site_down(SimSite::A);
+        self.take_site_down(SimSite::A);
         let fo = self.failover(SimSite::A, FailoverType::Unplanned).await;
         self.world.bring_site_up(SimSite::A);
         self.b.sync_force(&self.ctx, PG).await.expect("sync-force");
         let fb = self.failback(SimSite::B).await;
         (fo, fb)
     }
+}
+
+/// An array volume's name without its pod prefix (`pod::vol` → `vol`).
+fn base_name(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// Calls of `last` not yet in `first`.
@@ -409,11 +496,13 @@ fn segments(
     let mut prev = first;
     let mut name = "start".to_owned();
     for (boundary, stats) in marks {
-        let calls = by_class(&diff(prev, stats));
-        if !calls.is_empty() {
+        let d = diff(prev, stats);
+        let calls = by_class(&d);
+        if !calls.is_empty() || !d.elapsed.is_zero() {
             out.push(Segment {
                 name: name.clone(),
                 calls,
+                took: d.elapsed,
             });
         }
         name = match boundary {
@@ -422,8 +511,9 @@ fn segments(
         };
         prev = stats;
     }
-    let calls = by_class(&diff(prev, last));
-    if !calls.is_empty() {
+    let d = diff(prev, last);
+    let calls = by_class(&d);
+    if !calls.is_empty() || !d.elapsed.is_zero() {
         out.push(Segment {
             name: if name == "between" {
                 "end".into()
@@ -431,6 +521,7 @@ fn segments(
                 name
             },
             calls,
+            took: d.elapsed,
         });
     }
     attribute_boots(&mut out);

@@ -501,3 +501,76 @@ async fn a_site_with_stale_metadata_never_overwrites_the_newer_copy_of_its_peer(
     assert_eq!(forced.status.as_str(), "IN SYNC");
     assert_eq!(fx.pg(SimSite::A).await.status, PgStatus::FailedOver);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_of_servers_joins_in_one_version_and_a_refused_batch_changes_nothing() {
+    let fx = Setup::new(seed(63)).build().await;
+    let before = fx.pg(SimSite::A).await;
+    let batch = fx
+        .world
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .servers(3)
+                .volume_type(TYPE_ASYNC)
+                .named("batch"),
+        )
+        .expect("workload");
+    let names: Vec<&str> = batch.servers.iter().map(|s| s.id.as_str()).collect();
+
+    // One ineligible server refuses the whole batch before anything changes.
+    let plain = fx
+        .world
+        .create_workload(
+            &WorkloadSpec::new(SimSite::A, "tenant-a")
+                .volume_type(TYPE_PLAIN)
+                .named("plain"),
+        )
+        .expect("workload");
+    let mut refused = names.clone();
+    refused.push(plain.servers[0].id.as_str());
+    fx.a.add_members(&fx.ctx, PG, &refused)
+        .await
+        .expect_err("a non-replicated volume refuses the batch");
+    // A server named twice is already a member of the batch.
+    let twice = [names[0], names[0]];
+    fx.a.add_members(&fx.ctx, PG, &twice)
+        .await
+        .expect_err("named twice");
+    assert_eq!(fx.pg(SimSite::A).await, before);
+
+    let added =
+        fx.a.add_members(&fx.ctx, PG, &names)
+            .await
+            .expect("batch joins");
+    assert_eq!(added.len(), 3);
+    let a = fx.pg(SimSite::A).await;
+    assert_eq!(a.version, before.version + 1, "one version for the batch");
+    assert_eq!(a.members.len(), before.members.len() + 3);
+    for (i, (m, s)) in added.iter().zip(&batch.servers).enumerate() {
+        assert_eq!(m.instance_id, s.id);
+        assert_eq!(m.boot_order as usize, before.members.len() + i);
+        assert_eq!(m.volumes.len(), 2);
+    }
+    assert_eq!(fx.pg(SimSite::B).await, a, "pushed to the peer");
+    // The batch's servers are members now: adding one again is refused.
+    fx.a.add_member(&fx.ctx, PG, names[1])
+        .await
+        .expect_err("already a member");
+    assert!(fx
+        .a
+        .add_members::<&str>(&fx.ctx, PG, &[])
+        .await
+        .expect("empty batch")
+        .is_empty());
+    assert_eq!(fx.pg(SimSite::A).await.version, a.version);
+
+    // The batch fails over with the rest of the group.
+    fx.let_time_pass(Duration::from_secs(600)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover starts");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    assert_eq!(fx.pg(SimSite::B).await.members.len(), a.members.len());
+    fx.check().await;
+}

@@ -95,6 +95,9 @@ pub struct CreatePolicy {
     pub replication_interval_seconds: Option<u64>,
 }
 
+/// Volumes per Cinder group update and array-side add when members join in a batch.
+const ATTACH_CHUNK: usize = 500;
+
 fn sanitize_array_name(s: &str) -> String {
     let mut out: String = s
         .chars()
@@ -577,6 +580,29 @@ impl Protector {
         pg_ref: &str,
         server: &str,
     ) -> Result<Member, Error> {
+        let mut added = self.add_members(ctx, pg_ref, &[server]).await?;
+        added.pop().ok_or_else(|| Error::NotFound {
+            kind: "server",
+            name: server.to_owned(),
+        })
+    }
+
+    /// Captures several servers (ids or names) and their volumes as new members, in the
+    /// given order, with the checks of [`Protector::add_member`] for each. All or
+    /// nothing as far as the group is concerned: every server is looked up and every
+    /// volume checked before anything changes, the volumes join the Cinder and
+    /// array-side groups in one update each, and the group's metadata gets one version
+    /// bump and one push to the peer for the whole batch.
+    ///
+    /// # Errors
+    /// As [`Protector::add_member`]; a server named twice in `servers` is refused as
+    /// already a member.
+    pub async fn add_members<S: AsRef<str>>(
+        &self,
+        ctx: &RequestContext,
+        pg_ref: &str,
+        servers: &[S],
+    ) -> Result<Vec<Member>, Error> {
         let mut pg = self.find_pg(ctx, pg_ref).await?;
         self.authorize(rules::MEMBERS_CREATE, ctx, &pg)?;
         // Peer reachability and agreement come first: after an unplanned failover the
@@ -592,59 +618,80 @@ impl Protector {
             }
             .into());
         }
+        if servers.is_empty() {
+            return Ok(Vec::new());
+        }
         let site = pg.current_primary_site_id.clone();
         let clients = self.clients(&site, ctx).await?;
-        let srv = self.find_server(&clients, server).await?;
-        let all_pgs = self
+        let mut found = Vec::with_capacity(servers.len());
+        for server in servers {
+            found.push(self.find_server(&clients, server.as_ref()).await?);
+        }
+        // Every server of every group, once for the batch.
+        let mut taken: std::collections::HashSet<ServerId> = self
             .inner
             .local
             .metadata
             .list_protection_groups(None)
-            .await?;
-        if all_pgs
+            .await?
             .iter()
-            .any(|p| p.members.iter().any(|m| m.instance_id == srv.id))
-        {
-            return Err(Refusal::AlreadyMember {
-                server: srv.name.clone(),
+            .flat_map(|p| p.members.iter().map(|m| m.instance_id.clone()))
+            .collect();
+        for srv in &found {
+            if !taken.insert(srv.id.clone()) {
+                return Err(Refusal::AlreadyMember {
+                    server: srv.name.clone(),
+                }
+                .into());
             }
-            .into());
         }
-        let volumes = self
-            .capture_volumes(&clients, &pg, &srv.volumes_attached)
-            .await?;
-        let member = Member {
-            id: self.inner.ids.next(),
-            instance_id: srv.id.clone(),
-            instance_name: srv.name.clone(),
-            status: MemberStatus::Protected,
-            boot_order: u32::try_from(pg.members.len()).unwrap_or(u32::MAX),
-            flavor_id: srv.flavor_id.clone(),
-            flavor_name: srv.flavor_name.clone(),
-            image_id: srv.image_id.clone(),
-            networks: srv
-                .addresses
-                .iter()
-                .map(|a| MemberNetwork {
-                    network_id: a.network_id.clone(),
-                    network_name: Some(a.network_name.clone()),
-                    fixed_ip: a.fixed_ip.clone(),
-                })
-                .collect(),
-            security_groups: srv.security_groups.clone(),
-            key_name: srv.key_name.clone(),
-            metadata: srv.metadata.clone(),
-            availability_zone: srv.availability_zone.clone(),
-            volumes,
-            created_at: self.inner.clock.now(),
-        };
-        self.attach_member_volumes(ctx, &pg, &member.volumes, true)
-            .await?;
-        pg.members.push(member.clone());
+        let types = clients.block_storage.list_volume_types().await?;
+        let now = self.inner.clock.now();
+        let mut members = Vec::with_capacity(found.len());
+        for srv in found {
+            let volumes = self
+                .capture_volumes_with(&clients, &pg, &types, &srv.volumes_attached)
+                .await?;
+            let boot_order = u32::try_from(pg.members.len() + members.len()).unwrap_or(u32::MAX);
+            members.push(Member {
+                id: self.inner.ids.next(),
+                instance_id: srv.id.clone(),
+                instance_name: srv.name.clone(),
+                status: MemberStatus::Protected,
+                boot_order,
+                flavor_id: srv.flavor_id.clone(),
+                flavor_name: srv.flavor_name.clone(),
+                image_id: srv.image_id.clone(),
+                networks: srv
+                    .addresses
+                    .iter()
+                    .map(|a| MemberNetwork {
+                        network_id: a.network_id.clone(),
+                        network_name: Some(a.network_name.clone()),
+                        fixed_ip: a.fixed_ip.clone(),
+                    })
+                    .collect(),
+                security_groups: srv.security_groups.clone(),
+                key_name: srv.key_name.clone(),
+                metadata: srv.metadata.clone(),
+                availability_zone: srv.availability_zone.clone(),
+                volumes,
+                created_at: now,
+            });
+        }
+        let volumes: Vec<MemberVolume> = members
+            .iter()
+            .flat_map(|m| m.volumes.iter().cloned())
+            .collect();
+        // Bounded requests: a Cinder group update and an array-side add per chunk.
+        for chunk in volumes.chunks(ATTACH_CHUNK) {
+            self.attach_member_volumes(ctx, &pg, chunk, true).await?;
+        }
+        pg.members.extend(members.iter().cloned());
         pg.version += 1;
         pg.updated_at = self.inner.clock.now();
         self.save_pg(&pg).await?;
-        Ok(member)
+        Ok(members)
     }
 
     async fn find_server(
@@ -684,6 +731,17 @@ impl Protector {
         ids: &[crate::ids::VolumeId],
     ) -> Result<Vec<MemberVolume>, Error> {
         let types = clients.block_storage.list_volume_types().await?;
+        self.capture_volumes_with(clients, pg, &types, ids).await
+    }
+
+    /// [`Self::capture_volumes`] with the volume types already listed.
+    async fn capture_volumes_with(
+        &self,
+        clients: &SiteClients,
+        pg: &ProtectionGroup,
+        types: &[VolumeType],
+        ids: &[crate::ids::VolumeId],
+    ) -> Result<Vec<MemberVolume>, Error> {
         let mut out = Vec::new();
         for (i, vid) in ids.iter().enumerate() {
             let v = clients.block_storage.get_volume(vid).await?;
@@ -1070,12 +1128,10 @@ impl Protector {
                 );
                 pg = r;
             }
-            Some(r) => {
-                if pg.version <= r.version {
-                    pg.version = r.version + 1;
-                }
+            Some(r) if pg.version <= r.version => {
+                pg.version = r.version + 1;
             }
-            None => {}
+            Some(_) | None => {}
         }
         self.fence_stale_servers(ctx, &pg).await?;
         pg.updated_at = self.inner.clock.now();

@@ -338,6 +338,8 @@ impl Protector {
         }
         self.ensure_no_running_operation(pg).await?;
         let clients = self.clients(target, ctx).await?;
+        // Members share networks: check each mapped network once.
+        let mut checked = std::collections::BTreeSet::new();
         for member in &pg.members {
             for net in &member.networks {
                 let mapped = mapped_network(mappings, net);
@@ -350,7 +352,9 @@ impl Protector {
                     }
                     .into());
                 };
-                resolve_network(&clients, &dst).await?;
+                if checked.insert(dst.clone()) {
+                    resolve_network(&clients, &dst).await?;
+                }
             }
         }
         let flavors = clients.compute.list_flavors().await?;

@@ -68,6 +68,44 @@ pub(crate) enum RunNote {
     },
 }
 
+/// Live resources in the order they first became live, with constant-time membership:
+/// an operation over thousands of volumes journals thousands of them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveResources {
+    /// Position → resource.
+    order: BTreeMap<u64, ResourceRef>,
+    /// Resource → position.
+    index: std::collections::HashMap<ResourceRef, u64>,
+    next: u64,
+}
+
+impl LiveResources {
+    /// Adds `r` at the end unless it is already live (then it keeps its place).
+    fn insert(&mut self, r: &ResourceRef) {
+        if !self.index.contains_key(r) {
+            self.index.insert(r.clone(), self.next);
+            self.order.insert(self.next, r.clone());
+            self.next += 1;
+        }
+    }
+
+    /// Whether `r` is live.
+    pub(crate) fn contains(&self, r: &ResourceRef) -> bool {
+        self.index.contains_key(r)
+    }
+
+    fn remove(&mut self, r: &ResourceRef) {
+        if let Some(pos) = self.index.remove(r) {
+            self.order.remove(&pos);
+        }
+    }
+
+    /// The live resources, oldest first.
+    pub(crate) fn in_order(&self) -> Vec<ResourceRef> {
+        self.order.values().cloned().collect()
+    }
+}
+
 /// What the journal says so far.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RunState {
@@ -81,7 +119,7 @@ pub(crate) struct RunState {
     pub member_failed: BTreeMap<MemberId, String>,
     pub cleanup: Option<(Vec<ServerId>, Vec<VolumeId>, Vec<String>)>,
     /// Resources created (or about to be) and not released, in journal order.
-    pub live: Vec<ResourceRef>,
+    pub live: LiveResources,
     pub side_effects: bool,
 }
 
@@ -101,12 +139,10 @@ impl RunState {
             }
             JournalEvent::Intent { resource } | JournalEvent::Created { resource } => {
                 self.side_effects = true;
-                if !self.live.contains(resource) {
-                    self.live.push(resource.clone());
-                }
+                self.live.insert(resource);
             }
             JournalEvent::Released { resource } => {
-                self.live.retain(|r| r != resource);
+                self.live.remove(resource);
             }
             JournalEvent::Note { data } => {
                 if let Ok(note) = serde_json::from_value::<RunNote>(data.clone()) {
@@ -158,6 +194,43 @@ impl RunState {
     }
 }
 
+/// A queued journal event: when, what, and who waits for it to be stored.
+type QueuedEvent = (
+    chrono::DateTime<chrono::Utc>,
+    JournalEvent,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// Journal events waiting for the next group commit.
+#[derive(Default)]
+pub(crate) struct JournalQueue {
+    pending: Vec<QueuedEvent>,
+    /// A writer is committing (or about to).
+    leading: bool,
+}
+
+/// Gives up the lead of the journal queue if the leading writer is dropped before it
+/// finished (a step timeout cancels it): the events it had not stored fail, and the
+/// next writer leads.
+struct LeaderGuard<'a> {
+    run: &'a Run,
+    done: bool,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut q = self.run.journal_queue();
+            q.leading = false;
+            for (_, _, tx) in q.pending.drain(..) {
+                let _ = tx.send(Err(
+                    "the journal write this event waited for was cancelled".to_owned()
+                ));
+            }
+        }
+    }
+}
+
 /// Why a step stopped.
 #[derive(Debug)]
 pub(crate) enum StepError {
@@ -199,6 +272,11 @@ pub(crate) struct Run {
     /// One creation at a time per member, so an early boot and the recreate step never
     /// both create a server.
     pub boot_locks: StdMutex<BTreeMap<MemberId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Networks resolved on a site by id or name: members share networks, so each is
+    /// looked up once per operation.
+    pub networks: StdMutex<BTreeMap<(SiteId, String), crate::ports::Network>>,
+    /// Journal events waiting for the next group commit ([`Run::journal`]).
+    pub journal_queue: StdMutex<JournalQueue>,
 }
 
 impl Run {
@@ -213,6 +291,31 @@ impl Run {
         lock.lock_owned().await
     }
 
+    /// [`crate::engine::operations::resolve_network`] on `site`, remembering what it
+    /// found for the rest of the operation.
+    pub(crate) async fn resolve_network(
+        &self,
+        c: &SiteClients,
+        site: &SiteId,
+        id_or_name: &str,
+    ) -> Result<crate::ports::Network, Error> {
+        let key = (site.clone(), id_or_name.to_owned());
+        if let Some(n) = self
+            .networks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(n.clone());
+        }
+        let n = crate::engine::operations::resolve_network(c, id_or_name).await?;
+        self.networks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, n.clone());
+        Ok(n)
+    }
+
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -221,17 +324,85 @@ impl Run {
         self.op.lock().await.clone()
     }
 
-    /// Appends to the journal and folds the event into the state.
+    /// Appends to the journal and folds the event into the state. Returns once the
+    /// event is stored.
+    ///
+    /// Group commit: the members of a step run concurrently and journal at the same
+    /// moments. The first writer to find no commit under way leads: it lets the other
+    /// ready tasks run once, then stores everything queued so far in one store
+    /// transaction, and repeats while events keep arriving. Every writer still waits
+    /// for its own event to be stored before it goes on, so each side effect stays
+    /// journaled before and after it happens.
     pub(crate) async fn journal(&self, event: JournalEvent) -> StepResult {
         let now = self.p.inner.clock.now();
-        self.p
-            .inner
-            .local
-            .operations
-            .append_journal(&self.id, now, event.clone())
-            .await?;
-        self.state().apply(&event);
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut q = self.journal_queue();
+            q.pending.push((now, event, tx));
+            !std::mem::replace(&mut q.leading, true)
+        };
+        if lead {
+            let mut guard = LeaderGuard {
+                run: self,
+                done: false,
+            };
+            tokio::task::yield_now().await;
+            self.commit_queued().await;
+            guard.done = true;
+        }
+        match rx.await {
+            Ok(result) => result.map_err(StepError::Failed),
+            Err(_) => Err(StepError::Failed(
+                "a journal write was abandoned before it was stored".into(),
+            )),
+        }
+    }
+
+    fn journal_queue(&self) -> std::sync::MutexGuard<'_, JournalQueue> {
+        self.journal_queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores queued events batch by batch until the queue is empty, then gives up
+    /// the lead (under the queue's lock, so no event is left without a leader).
+    async fn commit_queued(&self) {
+        loop {
+            let batch = {
+                let mut q = self.journal_queue();
+                if q.pending.is_empty() {
+                    q.leading = false;
+                    return;
+                }
+                std::mem::take(&mut q.pending)
+            };
+            let events: Vec<_> = batch.iter().map(|(at, e, _)| (*at, e.clone())).collect();
+            let stored = self
+                .p
+                .inner
+                .local
+                .operations
+                .append_journal_batch(&self.id, events)
+                .await;
+            match stored {
+                Ok(_) => {
+                    {
+                        let mut state = self.state();
+                        for (_, event, _) in &batch {
+                            state.apply(event);
+                        }
+                    }
+                    for (_, _, tx) in batch {
+                        // A writer that stopped waiting needs no answer.
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, _, tx) in batch {
+                        let _ = tx.send(Err(message.clone()));
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) async fn note(&self, note: RunNote) -> StepResult {
@@ -445,6 +616,8 @@ impl Protector {
             driver: StdMutex::new(None),
             clients: tokio::sync::Mutex::new(BTreeMap::new()),
             boot_locks: StdMutex::new(BTreeMap::new()),
+            networks: StdMutex::new(BTreeMap::new()),
+            journal_queue: StdMutex::new(JournalQueue::default()),
         };
         if run
             .p
@@ -639,7 +812,7 @@ impl Run {
     /// tagged with this operation. Returns the problems it could not fix.
     async fn rollback(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let live: Vec<ResourceRef> = self.state().live.clone();
+        let live: Vec<ResourceRef> = self.state().live.in_order();
         let limit = self.p.inner.config.rollback_timeout;
         for resource in live.iter().rev() {
             let undone = tokio::time::timeout(limit, self.undo(resource))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 
-use crate::engine::operations::{mapped_flavor, mapped_network, resolve_network};
+use crate::engine::operations::{mapped_flavor, mapped_network};
 use crate::engine::runner::{
     Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME, TAG_TEST_PG,
 };
@@ -218,7 +218,7 @@ impl Run {
                         .to_string(),
                     )
                 })?;
-                resolve_network(&c, &dst).await?;
+                self.resolve_network(&c, &target, &dst).await?;
             }
         }
         self.on(Service::BlockStorage);
@@ -481,27 +481,41 @@ impl Run {
         }
         let array = driver.array_name(self.p.side_of(&pg, &target)).await?;
         let total = volumes.len();
-        for (i, v) in volumes.iter().enumerate() {
-            if self.state().replicas.contains_key(&v.volume_id) {
-                continue;
-            }
-            let replica = driver
-                .newest_replica(&spec, source_side, &v.array_volume_name)
-                .await?
-                .ok_or_else(|| {
-                    StepError::Failed(messages::no_replicated_snapshot(
-                        v.volume_id.as_str(),
-                        &format!("FlashArray {array}"),
-                    ))
-                })?;
-            self.note(RunNote::Replica {
-                source_volume: v.volume_id.clone(),
-                replica,
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        // One lookup per volume, concurrently within the array fan-out limit: one
+        // after the other, their round trips add up.
+        let results: Vec<StepResult> = stream::iter(volumes.into_iter().cloned())
+            .map(|v| {
+                let driver = driver.clone();
+                let spec = &spec;
+                let array = &array;
+                let done = &done;
+                async move {
+                    let v = &v;
+                    if !self.state().replicas.contains_key(&v.volume_id) {
+                        let replica = driver
+                            .newest_replica(spec, source_side, &v.array_volume_name)
+                            .await?
+                            .ok_or_else(|| {
+                                StepError::Failed(messages::no_replicated_snapshot(
+                                    v.volume_id.as_str(),
+                                    &format!("FlashArray {array}"),
+                                ))
+                            })?;
+                        self.note(RunNote::Replica {
+                            source_volume: v.volume_id.clone(),
+                            replica,
+                        })
+                        .await?;
+                    }
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    self.advance(StepId::GetSnapshot, n, total).await
+                }
             })
-            .await?;
-            self.advance(StepId::GetSnapshot, i + 1, total).await?;
-        }
-        Ok(())
+            .buffer_unordered(self.p.inner.config.concurrency.storage.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     // ---- promote_volumes / clone_volumes --------------------------------------------
@@ -703,13 +717,15 @@ impl Run {
                 ))
             })?
             .to_owned();
-        self.journal(JournalEvent::Created {
-            resource: ResourceRef::Volume {
-                site_id: target.clone(),
-                id: managed.id.clone(),
-            },
-        })
-        .await?;
+        let resource = ResourceRef::Volume {
+            site_id: target.clone(),
+            id: managed.id.clone(),
+        };
+        // A volume this run just managed is journaled already; one found by its tags
+        // after a restart may not be.
+        if !self.state().live.contains(&resource) {
+            self.journal(JournalEvent::Created { resource }).await?;
+        }
         self.note(RunNote::Managed {
             source_volume: v.volume_id.clone(),
             target_volume: managed.id.clone(),
@@ -894,6 +910,23 @@ impl Run {
         test: bool,
     ) -> StepResult<ServerId> {
         let _serial = self.boot_lock(&m.id).await;
+        self.create_member_server_locked(c, target, pg, m, op, tagged, flavors, test)
+            .await
+    }
+
+    /// [`Self::create_member_server`] for a caller holding the member's boot lock.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_member_server_locked(
+        &self,
+        c: &SiteClients,
+        target: &SiteId,
+        pg: &ProtectionGroup,
+        m: &Member,
+        op: &crate::model::Operation,
+        tagged: &BTreeMap<String, ServerId>,
+        flavors: &[crate::ports::Flavor],
+        test: bool,
+    ) -> StepResult<ServerId> {
         let known = self.state().booted.get(&m.id).cloned();
         let server_id = match known.or_else(|| tagged.get(m.id.as_str()).cloned()) {
             Some(id) => {
@@ -928,25 +961,29 @@ impl Run {
                     let dst = mapped_network(&op.parameters.mappings, n).ok_or_else(|| {
                         StepError::Failed(format!("no network mapping for {}", n.network_id))
                     })?;
-                    let net = resolve_network(c, &dst).await?;
+                    let net = self.resolve_network(c, target, &dst).await?;
                     networks.push(NetworkAttachment {
                         network_id: net.id,
                         fixed_ip: None,
                     });
                 }
-                let managed = self.state().managed.clone();
                 let mut block_devices = Vec::new();
                 let mut ordered: Vec<&MemberVolume> = m.volumes.iter().collect();
                 ordered.sort_by_key(|v| (v.boot_index.is_none(), v.boot_index));
-                for v in ordered {
-                    let (id, _) = managed.get(&v.volume_id).ok_or_else(|| {
-                        StepError::Failed(format!("volume {} was not recovered", v.volume_id))
-                    })?;
-                    block_devices.push(BlockDevice {
-                        volume_id: id.clone(),
-                        boot_index: v.boot_index,
-                        delete_on_termination: false,
-                    });
+                {
+                    // Only this member's volumes, under the lock: the map holds every
+                    // volume of the group.
+                    let state = self.state();
+                    for v in ordered {
+                        let (id, _) = state.managed.get(&v.volume_id).ok_or_else(|| {
+                            StepError::Failed(format!("volume {} was not recovered", v.volume_id))
+                        })?;
+                        block_devices.push(BlockDevice {
+                            volume_id: id.clone(),
+                            boot_index: v.boot_index,
+                            delete_on_termination: false,
+                        });
+                    }
                 }
                 let mut metadata: BTreeMap<String, String> = m
                     .metadata
@@ -1051,8 +1088,12 @@ impl Run {
                 let mut out = BTreeMap::new();
                 for m in &pg.members {
                     for n in &m.networks {
+                        // Members share networks: resolve each one once.
+                        if out.contains_key(n.network_id.as_str()) {
+                            continue;
+                        }
                         if let Some(dst) = mapped_network(&op.parameters.mappings, n) {
-                            if let Ok(net) = resolve_network(&c, &dst).await {
+                            if let Ok(net) = self.resolve_network(&c, &target, &dst).await {
                                 out.insert(
                                     n.network_id.to_string(),
                                     (net.id.to_string(), net.name),
@@ -1418,7 +1459,8 @@ impl Run {
 /// Starts members' boots from inside the volume step, as soon as each member's volumes
 /// are all managed.
 struct EarlyBoot {
-    member_of: BTreeMap<VolumeId, MemberId>,
+    /// Volume → index of its member in the group's member list.
+    member_of: BTreeMap<VolumeId, usize>,
     tagged: BTreeMap<String, ServerId>,
     flavors: Vec<crate::ports::Flavor>,
 }
@@ -1436,11 +1478,8 @@ impl EarlyBoot {
         let member_of = pg
             .members
             .iter()
-            .flat_map(|m| {
-                m.volumes
-                    .iter()
-                    .map(move |v| (v.volume_id.clone(), m.id.clone()))
-            })
+            .enumerate()
+            .flat_map(|(i, m)| m.volumes.iter().map(move |v| (v.volume_id.clone(), i)))
             .collect();
         Ok(Self {
             member_of,
@@ -1460,12 +1499,13 @@ impl EarlyBoot {
         volume: &VolumeId,
         test: bool,
     ) -> StepResult {
-        let Some(member_id) = self.member_of.get(volume) else {
+        let Some(m) = self.member_of.get(volume).and_then(|&i| pg.members.get(i)) else {
             return Ok(());
         };
-        let Some(m) = pg.members.iter().find(|m| &m.id == member_id) else {
-            return Ok(());
-        };
+        // The check, the boot and the failure note happen under the member's boot lock:
+        // the futures of its other volumes wait here and then see the outcome (a
+        // journal write may let them run in between).
+        let _serial = run.boot_lock(&m.id).await;
         let ready = {
             let state = run.state();
             !state.booted.contains_key(&m.id)
@@ -1478,7 +1518,7 @@ impl EarlyBoot {
             return Ok(());
         }
         match run
-            .create_member_server(c, target, pg, m, op, &self.tagged, &self.flavors, test)
+            .create_member_server_locked(c, target, pg, m, op, &self.tagged, &self.flavors, test)
             .await
         {
             Ok(_) => Ok(()),

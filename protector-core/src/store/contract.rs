@@ -541,6 +541,60 @@ async fn appending_to_the_journal_of_a_missing_operation_is_not_found<
         .is_empty());
 }
 
+async fn a_journal_batch_continues_the_sequence_in_order<S: OperationStore + MetadataStore>(s: &S) {
+    let o = op("op-1", "p1", "pg-1", 0);
+    s.insert_operation(&o).await.unwrap();
+    let first = JournalEvent::StepStarted {
+        step: StepId::Prepare,
+    };
+    s.append_journal(&o.id, t(0), first.clone()).await.unwrap();
+    let batch: Vec<_> = (1..4)
+        .map(|i| {
+            (
+                t(i),
+                JournalEvent::Note {
+                    data: serde_json::json!(i),
+                },
+            )
+        })
+        .collect();
+    let entries = s.append_journal_batch(&o.id, batch.clone()).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let journal = s.journal(&o.id).await.unwrap();
+    let mut expected = vec![(t(0), first)];
+    expected.extend(batch);
+    assert_eq!(
+        journal
+            .iter()
+            .map(|e| (e.at, e.event.clone()))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(s
+        .append_journal_batch(&o.id, Vec::new())
+        .await
+        .unwrap()
+        .is_empty());
+    let err = s
+        .append_journal_batch(
+            &OperationId::new("ghost"),
+            vec![(
+                t(0),
+                JournalEvent::StepStarted {
+                    step: StepId::Prepare,
+                },
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(s
+        .journal(&OperationId::new("ghost"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 // ---------------------------------------------------------------------------------
 // Metadata
 // ---------------------------------------------------------------------------------
@@ -999,6 +1053,7 @@ contract_tests!(
     journal_sequences_start_at_zero_and_count_up_per_operation,
     concurrent_journal_appends_get_distinct_consecutive_sequences,
     appending_to_the_journal_of_a_missing_operation_is_not_found,
+    a_journal_batch_continues_the_sequence_in_order,
     sites_round_trip_with_their_credentials,
     deleting_a_site_removes_it_and_a_missing_one_is_not_found,
     protection_groups_round_trip_with_members_and_mappings,

@@ -34,6 +34,21 @@ pub trait OperationStore: Send + Sync {
         at: chrono::DateTime<chrono::Utc>,
         event: JournalEvent,
     ) -> Result<JournalEntry, StoreError>;
+    /// Appends several events to an operation's journal, in order, atomically where the
+    /// store has transactions: when it returns `Ok`, every event is stored (one commit
+    /// for the batch); on an error, none is. Returns the entries with their sequence
+    /// numbers. The default appends one by one.
+    async fn append_journal_batch(
+        &self,
+        id: &OperationId,
+        events: Vec<(chrono::DateTime<chrono::Utc>, JournalEvent)>,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for (at, event) in events {
+            out.push(self.append_journal(id, at, event).await?);
+        }
+        Ok(out)
+    }
     /// The journal of an operation, in order.
     async fn journal(&self, id: &OperationId) -> Result<Vec<JournalEntry>, StoreError>;
 }

@@ -179,6 +179,16 @@ struct Inner {
     conn: Mutex<Connection>,
     /// The file as given, for error messages.
     path: String,
+    /// The group last written or read, with its document: a read that finds the
+    /// same document (byte for byte) reuses it instead of parsing again. Groups of
+    /// thousands of members are read at every step of an operation.
+    last_group: Mutex<Option<CachedGroup>>,
+}
+
+/// A parsed protection group and the document it was parsed from.
+struct CachedGroup {
+    document: String,
+    group: ProtectionGroup,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -451,6 +461,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 path,
+                last_group: Mutex::new(None),
             }),
         })
     }
@@ -469,6 +480,105 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut conn, &self.inner.path)
+    }
+
+    /// Parses a group's document, or clones the cached group when the document is the
+    /// one it was parsed from.
+    fn read_group_cached(&self, id: &str, document: String) -> Result<ProtectionGroup, StoreError> {
+        let mut cache = self
+            .inner
+            .last_group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cache.as_ref() {
+            if c.group.id.as_str() == id && c.document == document {
+                return Ok(c.group.clone());
+            }
+        }
+        let group = read_group(id, &document)?;
+        *cache = Some(CachedGroup {
+            document,
+            group: group.clone(),
+        });
+        Ok(group)
+    }
+
+    /// Remembers what was just written for a group.
+    fn remember_group(&self, group: &ProtectionGroup, document: String) {
+        *self
+            .inner
+            .last_group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(CachedGroup {
+            document,
+            group: group.clone(),
+        });
+    }
+
+    /// Appends `events` to an operation's journal in one `IMMEDIATE` transaction: the
+    /// next sequence number is read and used under the write lock, so concurrent
+    /// writers (even in other processes) never collide, and the batch is stored whole
+    /// or not at all.
+    fn append_entries(
+        &self,
+        id: &OperationId,
+        events: Vec<(DateTime<Utc>, JournalEvent)>,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let documents = events
+            .iter()
+            .map(|(_, event)| {
+                to_json(
+                    || format!("journal event of {}", operation_key(id.as_str())),
+                    event,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_conn(|conn, path| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db(path)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM dr_operations WHERE id = ?1")
+                .and_then(|mut st| st.exists([id.as_str()]))
+                .db(path)?;
+            if !exists {
+                return Err(StoreError::NotFound {
+                    what: operation_key(id.as_str()),
+                });
+            }
+            let first: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM operation_journal WHERE operation_id = ?1",
+                )
+                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)))
+                .db(path)?;
+            let mut out = Vec::with_capacity(events.len());
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO operation_journal (operation_id, seq, at, event) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .db(path)?;
+                for (next, ((at, event), document)) in
+                    (first..).zip(events.into_iter().zip(documents))
+                {
+                    insert
+                        .execute(params![id.as_str(), next, ts(&at), document])
+                        .db(path)?;
+                    let seq = u64::try_from(next).map_err(|_| {
+                        corrupt(path, format!("journal of {id}: negative sequence {next}"))
+                    })?;
+                    out.push(JournalEntry {
+                        operation_id: id.clone(),
+                        seq,
+                        at,
+                        event,
+                    });
+                }
+            }
+            tx.commit().db(path)?;
+            Ok(out)
+        })
     }
 }
 
@@ -734,46 +844,18 @@ impl OperationStore for SqliteStore {
         at: DateTime<Utc>,
         event: JournalEvent,
     ) -> Result<JournalEntry, StoreError> {
-        let document = to_json(
-            || format!("journal event of {}", operation_key(id.as_str())),
-            &event,
-        )?;
-        self.with_conn(|conn, path| {
-            // IMMEDIATE: the next sequence number is read and used under the write lock,
-            // so concurrent writers (even in other processes) never collide.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db(path)?;
-            let exists = tx
-                .prepare_cached("SELECT 1 FROM dr_operations WHERE id = ?1")
-                .and_then(|mut st| st.exists([id.as_str()]))
-                .db(path)?;
-            if !exists {
-                return Err(StoreError::NotFound {
-                    what: operation_key(id.as_str()),
-                });
-            }
-            let next: i64 = tx
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM operation_journal WHERE operation_id = ?1",
-                )
-                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)))
-                .db(path)?;
-            tx.prepare_cached(
-                "INSERT INTO operation_journal (operation_id, seq, at, event) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut st| st.execute(params![id.as_str(), next, ts(&at), document]))
-            .db(path)?;
-            tx.commit().db(path)?;
-            let seq = u64::try_from(next)
-                .map_err(|_| corrupt(path, format!("journal of {id}: negative sequence {next}")))?;
-            Ok(JournalEntry {
-                operation_id: id.clone(),
-                seq,
-                at,
-                event,
-            })
+        let mut entries = self.append_entries(id, vec![(at, event)])?;
+        entries.pop().ok_or_else(|| StoreError::NotFound {
+            what: operation_key(id.as_str()),
         })
+    }
+
+    async fn append_journal_batch(
+        &self,
+        id: &OperationId,
+        events: Vec<(DateTime<Utc>, JournalEvent)>,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.append_entries(id, events)
     }
 
     async fn journal(&self, id: &OperationId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -911,7 +993,9 @@ impl MetadataStore for SqliteStore {
                 })
             })?;
             Ok(())
-        })
+        })?;
+        self.remember_group(pg, document);
+        Ok(())
     }
 
     async fn get_protection_group(
@@ -923,8 +1007,10 @@ impl MetadataStore for SqliteStore {
                 .prepare_cached("SELECT document FROM protection_groups WHERE id = ?1")
                 .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
                 .db(path)?;
-            document.map(|d| read_group(id.as_str(), &d)).transpose()
-        })
+            Ok(document)
+        })?
+        .map(|d| self.read_group_cached(id.as_str(), d))
+        .transpose()
     }
 
     async fn list_protection_groups(
@@ -944,8 +1030,11 @@ impl MetadataStore for SqliteStore {
                     .collect()
                 })
                 .db(path)?;
-            rows.iter().map(|(id, d)| read_group(id, d)).collect()
-        })
+            Ok(rows)
+        })?
+        .into_iter()
+        .map(|(id, d)| self.read_group_cached(&id, d))
+        .collect()
     }
 
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError> {
