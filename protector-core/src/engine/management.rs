@@ -1118,8 +1118,7 @@ impl Protector {
         // The newer copy wins: run on the site that was down during an unplanned
         // failover, sync-force adopts the peer's record of it instead of pushing the
         // stale copy over it. Otherwise the pushed copy must be newer than the peer's.
-        let adopted = remote.as_ref().is_some_and(|r| r.version > pg.version);
-        match remote {
+        let adopted = match remote {
             Some(r) if r.version > pg.version => {
                 tracing::info!(
                     local = pg.version,
@@ -1127,12 +1126,14 @@ impl Protector {
                     "sync-force: the peer's copy is newer; adopting it"
                 );
                 pg = r;
+                true
             }
-            Some(r) if pg.version <= r.version => {
-                pg.version = r.version + 1;
+            Some(r) => {
+                pg.version = pg.version.max(r.version + 1);
+                false
             }
-            Some(_) | None => {}
-        }
+            None => false,
+        };
         self.fence_stale_servers(ctx, &pg).await?;
         pg.updated_at = self.inner.clock.now();
         self.inner.local.metadata.put_protection_group(&pg).await?;

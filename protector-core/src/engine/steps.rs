@@ -382,22 +382,19 @@ impl Run {
             .flat_map(|m| m.volumes.iter())
             .map(|v| base_volume_name(&v.array_volume_name))
             .collect();
-        let mut names = Vec::new();
-        for id in stale {
-            self.on(Service::BlockStorage);
-            match c.block_storage.get_volume(id).await {
-                Ok(v) => {
-                    if let Some(n) = v.array_volume_name() {
-                        let base = base_volume_name(n);
-                        if !current.contains(base) {
-                            names.push(base.to_owned());
-                        }
-                    }
-                }
-                Err(e) if e.kind == BackendErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // One list rather than a read per stale volume.
+        let stale: std::collections::BTreeSet<&VolumeId> = stale.iter().collect();
+        self.on(Service::BlockStorage);
+        let names: Vec<String> = c
+            .block_storage
+            .list_volumes()
+            .await?
+            .iter()
+            .filter(|v| stale.contains(&v.id))
+            .filter_map(|v| v.array_volume_name().map(base_volume_name))
+            .filter(|base| !current.contains(base))
+            .map(str::to_owned)
+            .collect();
         if names.is_empty() {
             return Ok(());
         }
