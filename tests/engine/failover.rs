@@ -399,3 +399,100 @@ async fn sync_force_on_the_stale_site_adopts_the_newer_copy_of_its_peer() {
     }
     fx.check().await;
 }
+
+/// The stale servers a failover left on site A are deleted alongside the failback's
+/// later steps. When they cannot be, the failback fails and rolls back rather than run
+/// the recovered servers beside them; the group still records them for the next try.
+#[tokio::test(start_paused = true)]
+async fn a_failback_whose_stale_servers_cannot_be_deleted_fails_and_keeps_them_recorded() {
+    let fx = Setup::new(seed(61)).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    let a = fx.world.site(SimSite::A).site_id.clone();
+    let stale = fx.pg(SimSite::B).await.stale.get(&a).cloned();
+    assert!(
+        stale.as_ref().is_some_and(|s| !s.servers.is_empty()),
+        "the failover leaves the original servers on A as stale: {stale:?}"
+    );
+
+    let guard = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Forbidden, "policy")
+            .on_call(protector::sim::CallKind::DeleteServer)
+            .on_site(SimSite::A),
+    );
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback starts");
+    let op = fx.finish(&fx.b, op).await;
+    assert_eq!(op.status, OperationStatus::Failed);
+    let message = op.error_message.clone().unwrap_or_default();
+    assert!(
+        message.contains("stale servers of an earlier failover"),
+        "{message}"
+    );
+    // The failback had stopped the servers on B: the group is in error, recovered by
+    // a forced failback.
+    let pg = fx.pg(SimSite::B).await;
+    assert_eq!(pg.status, PgStatus::Error);
+    assert_eq!(pg.stale.get(&a), stale.as_ref());
+    fx.check().await;
+
+    // Once the servers can be deleted, the next failback removes them and succeeds.
+    drop(guard);
+    let mut req = fx.failback(true);
+    req.force = true;
+    let op =
+        fx.b.failback(&fx.ctx, PG, req)
+            .await
+            .expect("failback starts");
+    assert_completed(&fx.finish(&fx.b, op).await);
+    assert!(!fx.pg(SimSite::A).await.stale.contains_key(&a));
+    fx.check().await;
+}
+
+/// Stale volumes that cannot be deleted do not fail the failback: the group keeps them
+/// recorded for the next failover or failback to the site, and the result says so.
+#[tokio::test(start_paused = true)]
+async fn stale_volumes_that_cannot_be_deleted_leave_a_warning_and_stay_recorded() {
+    let fx = Setup::new(seed(62)).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    let a = fx.world.site(SimSite::A).site_id.clone();
+
+    let _guard = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Conflict, "in use")
+            .on_call(protector::sim::CallKind::DeleteVolume)
+            .on_site(SimSite::A),
+    );
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback starts");
+    let op = fx.finish(&fx.b, op).await;
+    assert_completed(&op);
+    let warnings = op.result_data["warnings"].to_string();
+    assert!(warnings.contains("stale volumes"), "{warnings}");
+    let pg = fx.pg(SimSite::A).await;
+    assert_eq!(pg.status, PgStatus::Active);
+    let stale = pg.stale.get(&a).expect("stale volumes still recorded");
+    assert!(!stale.volumes.is_empty());
+    // The stale servers themselves are gone.
+    let compute_a = fx.world.compute(SimSite::A, &fx.ctx);
+    for s in &fx.workload.servers {
+        assert!(
+            protector::core::ports::Compute::get_server(&compute_a, &s.id)
+                .await
+                .is_err()
+        );
+    }
+    fx.check().await;
+}

@@ -277,6 +277,17 @@ pub(crate) struct Run {
     pub networks: StdMutex<BTreeMap<(SiteId, String), crate::ports::Network>>,
     /// Journal events waiting for the next group commit ([`Run::journal`]).
     pub journal_queue: StdMutex<JournalQueue>,
+    /// Serialises [`Run::update_pg`]: the deferred stale cleanup updates the group
+    /// while steps run.
+    pub pg_lock: tokio::sync::Mutex<()>,
+    /// Why the deferred stale cleanup left stale volumes, reported by the finalize step.
+    pub stale_warning: StdMutex<Option<String>>,
+}
+
+tokio::task_local! {
+    /// Set while the deferred stale cleanup is polled: its calls must not change the
+    /// service a step's timeout message names.
+    static BACKGROUND: ();
 }
 
 impl Run {
@@ -412,6 +423,9 @@ impl Run {
     }
 
     pub(crate) fn on(&self, service: Service) {
+        if BACKGROUND.try_with(|()| ()).is_ok() {
+            return;
+        }
         *self.waiting_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(service);
     }
 
@@ -506,6 +520,7 @@ impl Run {
     where
         F: FnOnce(&mut ProtectionGroup) -> StepResult,
     {
+        let _serial = self.pg_lock.lock().await;
         let mut pg = self.pg().await?;
         f(&mut pg)?;
         pg.version += 1;
@@ -618,6 +633,8 @@ impl Protector {
             boot_locks: StdMutex::new(BTreeMap::new()),
             networks: StdMutex::new(BTreeMap::new()),
             journal_queue: StdMutex::new(JournalQueue::default()),
+            pg_lock: tokio::sync::Mutex::new(()),
+            stale_warning: StdMutex::new(None),
         };
         if run
             .p
@@ -651,7 +668,25 @@ impl Protector {
             run.persist(&mut op).await?;
         }
         let op_type = run.op.lock().await.operation_type;
+        // A failover or failback removes the stale resources an earlier failover left
+        // on its target alongside the steps after `validate_target` (off the critical
+        // path), and waits for that before `finalize`. If it fails, the operation fails
+        // at its next step boundary.
+        let defers_cleanup = matches!(op_type, OperationType::Failover | OperationType::Failback);
+        let mut cleanup: Option<futures::future::BoxFuture<'_, StepResult>> = None;
+        let mut cleaned: Option<StepResult> = None;
+        let mut cleanup_started = false;
         for spec in progress::plan(op_type) {
+            if defers_cleanup && !cleanup_started {
+                let state = run.state();
+                if state.completed.contains(&StepId::ValidateTarget)
+                    && !state.completed.contains(&StepId::Finalize)
+                {
+                    drop(state);
+                    cleanup_started = true;
+                    cleanup = Some(Box::pin(BACKGROUND.scope((), run.remove_stale_deferred())));
+                }
+            }
             if run.state().completed.contains(&spec.step) {
                 continue;
             }
@@ -674,7 +709,18 @@ impl Protector {
                 run.persist(&mut op).await?;
             }
             let limit = self.inner.config.step_timeout(spec.step);
-            let outcome = match tokio::time::timeout(limit, run.execute(spec.step)).await {
+            let step = async {
+                if spec.step == StepId::Finalize {
+                    if let Some(pending) = cleanup.take() {
+                        cleaned = Some(pending.await);
+                    }
+                }
+                if let Some(Err(e)) = cleaned.take() {
+                    return Err(e);
+                }
+                alongside(run.execute(spec.step), &mut cleanup, &mut cleaned).await
+            };
+            let outcome = match tokio::time::timeout(limit, step).await {
                 Ok(r) => r,
                 Err(_) => {
                     let service = run
@@ -723,6 +769,9 @@ impl Protector {
                         op.error_message.get_or_insert(message.clone());
                         run.persist(&mut op).await?;
                     }
+                    // An unfinished cleanup stops here; the group keeps recording what
+                    // is left, and the next failover or failback to the site removes it.
+                    drop(cleanup.take());
                     run.finish_failed(Some(message)).await?;
                     return Ok(());
                 }
@@ -737,6 +786,31 @@ impl Protector {
         run.persist(&mut op).await?;
         tracing::info!(operation = %id, "operation completed");
         Ok(())
+    }
+}
+
+/// Runs `step` to its end while also driving the deferred cleanup, if one is pending
+/// (a finished cleanup leaves its outcome in `cleaned`).
+async fn alongside<'a, F>(
+    step: F,
+    cleanup: &mut Option<futures::future::BoxFuture<'a, StepResult>>,
+    cleaned: &mut Option<StepResult>,
+) -> F::Output
+where
+    F: std::future::Future,
+{
+    tokio::pin!(step);
+    loop {
+        let Some(pending) = cleanup.as_mut() else {
+            return step.await;
+        };
+        tokio::select! {
+            out = &mut step => return out,
+            done = pending => {
+                *cleanup = None;
+                *cleaned = Some(done);
+            }
+        }
     }
 }
 

@@ -241,31 +241,48 @@ impl Run {
         let (driver, _) = self.driver().await?;
         self.on(Service::FlashArray);
         driver.array_name(self.p.side_of(&pg, &target)).await?;
-        if matches!(
-            op.operation_type,
-            OperationType::Failover | OperationType::Failback
-        ) {
-            self.remove_stale(&pg, &target, &c).await?;
+        Ok(())
+    }
+
+    /// Removes the stale resources an earlier failover left on the target, alongside
+    /// the steps after `validate_target` (the runner drives it and waits for it before
+    /// `finalize`). Stale servers must go: if they cannot be deleted, the runner fails
+    /// the operation at its next step boundary. Stale volumes that cannot be deleted do
+    /// not fail it: the group keeps recording them, the next failover or failback to the
+    /// site removes them, and the operation's result says so.
+    pub(crate) async fn remove_stale_deferred(&self) -> StepResult {
+        let (_, target) = self.sites().await;
+        let pg = self.pg().await?;
+        let Some(stale) = pg.stale.get(&target).cloned() else {
+            return Ok(());
+        };
+        let c = self.clients(&target).await?;
+        self.delete_stale_servers(&c, &stale.servers)
+            .await
+            .map_err(|StepError::Failed(e)| {
+                StepError::Failed(format!(
+                    "stale servers of an earlier failover on site {target} could not be deleted: {e}"
+                ))
+            })?;
+        if let Err(StepError::Failed(e)) = self.remove_stale_volumes(&pg, &target, &c, &stale).await
+        {
+            tracing::warn!(operation = %self.id, site = %target, error = %e, "stale volumes were not removed");
+            *self
+                .stale_warning
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                "stale volumes of an earlier failover on site {target} were not removed ({e}); the next failover or failback to the site removes them"
+            ));
         }
         Ok(())
     }
 
-    /// Deletes what an earlier failover left on the site the workload now comes back to:
-    /// stale servers and volumes are never reused.
-    async fn remove_stale(
-        &self,
-        pg: &ProtectionGroup,
-        target: &SiteId,
-        c: &SiteClients,
-    ) -> StepResult {
-        let Some(stale) = pg.stale.get(target).cloned() else {
-            return Ok(());
-        };
+    /// Deletes the stale servers concurrently (within the compute fan-out limit): one
+    /// after the other, the waits for each server's deletion add up.
+    async fn delete_stale_servers(&self, c: &SiteClients, servers: &[ServerId]) -> StepResult {
         let wait = &self.p.inner.config;
         self.on(Service::Compute);
-        // Deleted concurrently (within the compute fan-out limit): one after the other,
-        // the waits for each server's deletion add up.
-        let deleted: Vec<Result<(), _>> = stream::iter(stale.servers.iter().cloned())
+        let deleted: Vec<Result<(), _>> = stream::iter(servers.iter().cloned())
             .map(|s| {
                 let c = c.clone();
                 async move {
@@ -278,6 +295,19 @@ impl Run {
             .collect()
             .await;
         deleted.into_iter().collect::<Result<(), _>>()?;
+        Ok(())
+    }
+
+    /// Deletes the stale volumes of the site the workload now comes back to (its stale
+    /// servers are gone): stale volumes are never reused.
+    async fn remove_stale_volumes(
+        &self,
+        pg: &ProtectionGroup,
+        target: &SiteId,
+        c: &SiteClients,
+        stale: &StaleResources,
+    ) -> StepResult {
+        let wait = &self.p.inner.config;
         if pg.replication_type == ReplicationType::Sync && !stale.volumes.is_empty() {
             if !self.pod_in_sync(pg, target).await {
                 // A split pod resyncs from one side when it heals, which would bring
@@ -1052,7 +1082,13 @@ impl Run {
             _ => pg.current_primary_site_id == target && pg.status != PgStatus::FailingBack,
         };
         let c = self.clients(&target).await?;
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self
+            .stale_warning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .into_iter()
+            .collect();
         if !already {
             // Put the recovered volumes into the target site's consistency group.
             if let Some(gid) = pg
