@@ -92,8 +92,9 @@ impl SiteConnector for OpenStackConnector {
         Ok(self.site().await?.clients())
     }
 
-    /// Whether Keystone issues a token for the configured credentials.
+    /// Whether Keystone answers now and honours the configured credentials (a round
+    /// trip even while a token is cached: see [`crate::Session::verify`]).
     async fn probe(&self) -> Result<(), BackendError> {
-        self.site().await?.session().token().await.map(|_| ())
+        self.site().await?.session().verify().await
     }
 }

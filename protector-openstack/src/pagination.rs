@@ -3,7 +3,10 @@
 //! # Guarantees
 //! Every page is fetched until the service stops sending a `next` link; a `next`
 //! link that repeats the previous marker ends the walk with an error instead of
-//! looping.
+//! looping. When the item a marker names is deleted while the walk goes on, Nova and
+//! Cinder refuse the next page ("marker [...] not found", HTTP 400): the walk starts
+//! again from the first page (at most [`MAX_RESTARTS`] times), so a listing never
+//! fails because something else deleted an item meanwhile.
 
 use protector_core::{BackendError, Service};
 use serde::Deserialize;
@@ -41,6 +44,9 @@ pub(crate) fn next_marker(links: &[LinkDto]) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// How many times a walk starts again after its marker vanished.
+pub(crate) const MAX_RESTARTS: usize = 3;
+
 /// Fetches every page of `base` (with `limit` and `marker` added) and concatenates
 /// the items.
 pub(crate) async fn collect_all<T>(
@@ -53,6 +59,7 @@ pub(crate) async fn collect_all<T>(
     let limit = session.page_size().to_string();
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
+    let mut restarts = 0;
     for _ in 0..MAX_PAGES {
         let mut url = base.clone();
         {
@@ -66,7 +73,21 @@ pub(crate) async fn collect_all<T>(
         for (k, v) in headers {
             req = req.header(k, v.clone());
         }
-        let resp = session.send(service, req).await?;
+        let resp = match session.send(service, req).await {
+            Ok(resp) => resp,
+            Err(e)
+                if marker.is_some()
+                    && matches!(e.status, Some(400 | 404))
+                    && restarts < MAX_RESTARTS =>
+            {
+                restarts += 1;
+                tracing::debug!(%service, error = %e, restarts, "page marker vanished, listing again from the start");
+                out.clear();
+                marker = None;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let page = parse(&resp.body).map_err(|e| parse_failure(service, &e))?;
         let empty = page.items.is_empty();
         out.extend(page.items);

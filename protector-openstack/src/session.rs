@@ -185,6 +185,35 @@ impl Session {
         Ok(token)
     }
 
+    /// Confirms that Keystone answers now and still honours the session's token: a
+    /// cached token alone says nothing about whether the site is up. Sends
+    /// `HEAD /v3/auth/tokens` with the token validating itself (Keystone lets a token's
+    /// owner validate it); a token Keystone no longer knows (401 or 404) is replaced by
+    /// a new one.
+    ///
+    /// # Errors
+    /// Keystone's refusal or a transport failure.
+    pub async fn verify(&self) -> Result<(), BackendError> {
+        let token = self.token().await?;
+        let url = crate::url_join(
+            &self.inner.config.auth_url,
+            &["auth", "tokens"],
+            Service::Identity,
+        )?;
+        let mut req = Request::new(Method::HEAD, url);
+        req.headers
+            .push(("X-Subject-Token", token.id.expose_secret().to_owned()));
+        match self.execute(Service::Identity, &req, Some(&token.id)).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.status, Some(401 | 404)) => {
+                tracing::debug!(cloud = %self.inner.config.cloud_name, "token no longer valid, re-authenticating");
+                self.invalidate(&token).await;
+                self.token().await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drops the cached token and authenticates again.
     ///
     /// # Errors
@@ -359,7 +388,12 @@ impl Session {
             builder = builder.header("X-Auth-Token", value);
         }
         for (name, value) in &req.headers {
-            builder = builder.header(*name, value.as_str());
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                BackendError::invalid(service, format!("header {name} is not a valid value"))
+            })?;
+            // The only headers set here carry microversions or a token to validate.
+            value.set_sensitive(name.eq_ignore_ascii_case("x-subject-token"));
+            builder = builder.header(*name, value);
         }
         if let Some(body) = &req.body {
             let bytes = serde_json::to_vec(body).map_err(|e| {

@@ -132,6 +132,61 @@ async fn list_volumes_follows_volumes_links() {
     assert_eq!(ids, vec!["v1", "v2", "v3"]);
 }
 
+/// The volume a page marker names is deleted while the listing goes on: Cinder refuses
+/// the next page (400, "marker [...] not found") and the listing starts again.
+#[tokio::test]
+async fn list_volumes_starts_again_when_its_marker_was_deleted_meanwhile() {
+    let cloud = MockCloud::start().await;
+    let template = json_fixture("cinder/volume_get.json")["volume"].clone();
+    let vol = |id: &str| {
+        let mut v = template.clone();
+        v["id"] = json!(id);
+        v
+    };
+    let next = format!(
+        "{}/volume/v3/p/volumes/detail?limit=2&marker=v2",
+        cloud.base()
+    );
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/volumes/detail")))
+        .and(query_param("marker", "v2"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "badRequest": {"code": 400, "message": "marker [v2] not found"}})))
+        .with_priority(1)
+        .expect(1)
+        .mount(&cloud.server)
+        .await;
+    // First walk: v1, v2 and a next link; second walk: v2 is gone.
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/volumes/detail")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "volumes": [vol("v1"), vol("v2")],
+            "volumes_links": [{"rel": "next", "href": next}]})))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(cloud.volume_path("/volumes/detail")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"volumes": [vol("v1"), vol("v3")]})),
+        )
+        .with_priority(3)
+        .mount(&cloud.server)
+        .await;
+    let site = cloud.site().await;
+    let ids: Vec<_> = site
+        .clients()
+        .block_storage
+        .list_volumes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.id.into_string())
+        .collect();
+    assert_eq!(ids, vec!["v1", "v3"]);
+}
+
 #[tokio::test]
 async fn list_volume_types_reads_replication_extra_specs() {
     let cloud = MockCloud::start().await;

@@ -5,7 +5,7 @@ use protector_core::ports::SiteConnector;
 use protector_core::{BackendErrorKind, RequestContext, Service};
 use protector_openstack::OpenStackConnector;
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::common::{status_json, MockCloud, PASSWORD, PROJECT_ID, TOKEN, USER_ID};
@@ -23,6 +23,15 @@ async fn a_connector_authenticates_on_first_use_only_and_its_clones_share_the_se
     Mock::given(method("GET"))
         .and(path(cloud.network_path("/networks")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"networks": []})))
+        .mount(&cloud.server)
+        .await;
+    // Each probe asks Keystone to validate the cached token.
+    Mock::given(method("HEAD"))
+        .and(path("/identity/v3/auth/tokens"))
+        .and(header("X-Auth-Token", TOKEN))
+        .and(header("X-Subject-Token", TOKEN))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
         .mount(&cloud.server)
         .await;
     let connector = OpenStackConnector::new(cloud.config().build().unwrap());
@@ -64,6 +73,11 @@ async fn a_refused_authentication_is_reported_and_tried_again_on_the_next_use() 
     cloud
         .mount_token(TOKEN, "keystone/token_password.json", Some(1))
         .await;
+    Mock::given(method("HEAD"))
+        .and(path("/identity/v3/auth/tokens"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cloud.server)
+        .await;
     let connector = OpenStackConnector::new(cloud.config().build().unwrap());
 
     let refused = connector.connect(&caller()).await.unwrap_err();
@@ -74,6 +88,62 @@ async fn a_refused_authentication_is_reported_and_tried_again_on_the_next_use() 
 
     connector.probe().await.unwrap();
     connector.connect(&caller()).await.unwrap();
+}
+
+/// A cached token says nothing about whether the site is up: a probe after Keystone
+/// stopped answering fails, and one after Keystone forgot the token authenticates anew.
+#[tokio::test]
+async fn a_probe_with_a_cached_token_still_asks_keystone() {
+    let cloud = MockCloud::bare().await;
+    cloud
+        .mount_token(TOKEN, "keystone/token_password.json", Some(2))
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/identity/v3/auth/tokens"))
+        .respond_with(ResponseTemplate::new(200))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/identity/v3/auth/tokens"))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/identity/v3/auth/tokens"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(3)
+        .mount(&cloud.server)
+        .await;
+    let connector = OpenStackConnector::new(
+        cloud
+            .config()
+            .retry_policy(protector_openstack::RetryPolicy::no_retries())
+            .build()
+            .unwrap(),
+    );
+    // First probe: authenticates, then Keystone validates the token.
+    connector.probe().await.unwrap();
+    // Second: Keystone no longer knows the token (404): a new one is issued.
+    connector.probe().await.unwrap();
+    // Third: Keystone answers 503, whatever the cached token.
+    let down = connector.probe().await.unwrap_err();
+    assert_eq!(down.service, Service::Identity);
+    assert_eq!(down.status, Some(503), "{down}");
+    assert!(!down.to_string().contains(TOKEN));
+    // `expect(2)`-style check: exactly two token requests were made.
+    let posts = cloud
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count();
+    assert_eq!(posts, 2);
 }
 
 #[tokio::test]

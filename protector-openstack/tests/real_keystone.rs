@@ -296,6 +296,38 @@ async fn real_keystone_expired_token_is_replaced_after_a_401() {
     assert!(fresh.expires_at > first.expires_at);
 }
 
+/// `Session::verify` (what a connector's probe does) asks Keystone every time: a real
+/// Keystone validates the session's own token, and a token it no longer honours is
+/// replaced.
+#[tokio::test]
+async fn real_keystone_validates_the_sessions_own_token_and_replaces_an_expired_one() {
+    let k = keystone().await;
+    let session = Session::connect(admin(k).build().unwrap()).await.unwrap();
+    let first = session.token().await.unwrap();
+    session.verify().await.unwrap();
+    session.verify().await.unwrap();
+    let same = session.token().await.unwrap();
+    assert!(Arc::ptr_eq(&first, &same), "a valid token was replaced");
+
+    require_short_tokens(k);
+    let lagging = Session::connect(
+        admin(k)
+            .clock(Arc::new(LaggingClock))
+            .token_refresh_margin(Duration::ZERO)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let old = lagging.token().await.unwrap();
+    sleep_until(old.expires_at + chrono::Duration::seconds(2)).await;
+    // The session still trusts the expired token; Keystone refuses it and a new one
+    // is issued.
+    lagging.verify().await.unwrap();
+    let fresh = lagging.token().await.unwrap();
+    assert!(fresh.expires_at > old.expires_at, "{old:?} {fresh:?}");
+}
+
 #[tokio::test]
 async fn real_keystone_refuses_a_bad_password_with_a_clear_auth_error() {
     let k = keystone().await;
