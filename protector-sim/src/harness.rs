@@ -168,6 +168,14 @@ impl DrStores {
         })
     }
 
+    /// These stores with `site`'s operation store replaced by `operations` (a wrapper
+    /// that injects store failures, say).
+    #[must_use]
+    pub fn with_operations(mut self, site: SimSite, operations: Arc<dyn OperationStore>) -> Self {
+        self.stores[site_index(site)].1 = operations;
+        self
+    }
+
     /// The metadata store of `site`.
     pub fn metadata(&self, site: SimSite) -> Arc<dyn MetadataStore> {
         self.stores[site_index(site)].0.clone()

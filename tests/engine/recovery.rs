@@ -275,3 +275,128 @@ async fn an_operation_whose_group_vanished_is_failed_with_a_reason_on_restart() 
         .unwrap_or_default()
         .starts_with("Operation interrupted by protector-engine restart"),);
 }
+
+/// An operation store that takes `budget` more writes and then refuses every write, as
+/// a full disk would; reads still work.
+struct FailingWrites {
+    inner: std::sync::Arc<dyn protector::core::store::OperationStore>,
+    budget: std::sync::atomic::AtomicI64,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl FailingWrites {
+    fn check(&self) -> Result<(), protector::core::StoreError> {
+        if self
+            .budget
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(protector::core::StoreError::Database(Box::new(
+                std::io::Error::other("no space left on device"),
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl protector::core::store::OperationStore for FailingWrites {
+    async fn insert_operation(&self, op: &Operation) -> Result<(), protector::core::StoreError> {
+        self.check()?;
+        self.inner.insert_operation(op).await
+    }
+    async fn update_operation(&self, op: &Operation) -> Result<(), protector::core::StoreError> {
+        self.check()?;
+        self.inner.update_operation(op).await
+    }
+    async fn get_operation(
+        &self,
+        id: &protector::core::ids::OperationId,
+    ) -> Result<Option<Operation>, protector::core::StoreError> {
+        self.inner.get_operation(id).await
+    }
+    async fn list_operations(
+        &self,
+        filter: &protector::core::model::OperationFilter,
+    ) -> Result<Vec<Operation>, protector::core::StoreError> {
+        self.inner.list_operations(filter).await
+    }
+    async fn append_journal(
+        &self,
+        id: &protector::core::ids::OperationId,
+        at: chrono::DateTime<chrono::Utc>,
+        event: protector::core::model::JournalEvent,
+    ) -> Result<protector::core::model::JournalEntry, protector::core::StoreError> {
+        self.check()?;
+        self.inner.append_journal(id, at, event).await
+    }
+    async fn append_journal_batch(
+        &self,
+        id: &protector::core::ids::OperationId,
+        events: Vec<(
+            chrono::DateTime<chrono::Utc>,
+            protector::core::model::JournalEvent,
+        )>,
+    ) -> Result<Vec<protector::core::model::JournalEntry>, protector::core::StoreError> {
+        self.check()?;
+        self.inner.append_journal_batch(id, events).await
+    }
+    async fn journal(
+        &self,
+        id: &protector::core::ids::OperationId,
+    ) -> Result<Vec<protector::core::model::JournalEntry>, protector::core::StoreError> {
+        self.inner.journal(id).await
+    }
+}
+
+/// The store fails in the middle of a failover (a full disk): the run stops where a
+/// crash would and, once the store takes writes again, resumes from its journal in the
+/// same process and completes, with no duplicate server and nothing leaked.
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_store_fails_for_a_while_resumes_and_completes() {
+    let base = DrStores::memory();
+    let flaky = std::sync::Arc::new(FailingWrites {
+        inner: base.operations(SimSite::A),
+        budget: std::sync::atomic::AtomicI64::new(i64::MAX),
+        refused: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let stores = base.with_operations(SimSite::A, flaky.clone());
+    let fx = Setup::new(seed(540)).stores(stores).build().await;
+    fx.let_time_pass(Duration::from_secs(400)).await;
+    // Twelve writes into the failover (a few steps in), the disk is full for ten
+    // minutes.
+    flaky.budget.store(13, std::sync::atomic::Ordering::SeqCst);
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover starts");
+    fx.let_time_pass(Duration::from_secs(600)).await;
+    let stuck = fx
+        .stores
+        .operations(SimSite::A)
+        .get_operation(&op.id)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(stuck.status, OperationStatus::Running);
+    assert!(
+        !stuck.steps_completed.is_empty(),
+        "the store failed before any step ended: {:?}",
+        stuck.steps_completed
+    );
+    // Several resumptions were refused by the store.
+    assert!(flaky.refused.load(std::sync::atomic::Ordering::SeqCst) > 3);
+    flaky
+        .budget
+        .store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
+    let op = fx.finish(&fx.a, op).await;
+    assert_completed(&op);
+    let pg = fx.pg(SimSite::B).await;
+    assert_eq!(pg.status, PgStatus::FailedOver);
+    for m in &pg.members {
+        assert_eq!(servers_named(&fx, SimSite::B, &m.instance_name).await, 1);
+    }
+    fx.check().await;
+}

@@ -550,13 +550,34 @@ impl Run {
     }
 }
 
+/// First pause before a run stopped by a store failure resumes.
+const STORE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest pause between such resumptions.
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Protector {
     pub(crate) fn spawn_run(&self, id: OperationId) {
         let me = self.clone();
         let task_id = id.clone();
         let handle = tokio::spawn(async move {
-            if let Err(e) = me.run_operation(&task_id).await {
-                tracing::error!(operation = %task_id, error = %e, "operation could not be driven to an end");
+            // A store that fails (a full disk, say) stops the run where a crash would;
+            // like a restarted process, the run then resumes from its journal, after a
+            // pause that grows to at most a minute, until the store works again. The
+            // record stays `running` meanwhile: nothing it describes is lost.
+            let mut pause = STORE_RETRY_FIRST;
+            loop {
+                match me.run_operation(&task_id).await {
+                    Ok(()) => break,
+                    Err(Error::Store(e)) => {
+                        tracing::error!(operation = %task_id, error = %e, retry_in_s = pause.as_secs(), "the store failed while the operation ran; resuming it from its journal after a pause");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(STORE_RETRY_MAX);
+                    }
+                    Err(e) => {
+                        tracing::error!(operation = %task_id, error = %e, "operation could not be driven to an end");
+                        break;
+                    }
+                }
             }
         });
         self.inner
@@ -814,9 +835,12 @@ where
     }
 }
 
+/// A step boundary that could not be journaled: only the store fails there.
 fn step_to_error(e: StepError) -> Error {
     let StepError::Failed(m) = e;
-    Error::Invalid(m)
+    Error::Store(crate::error::StoreError::Database(Box::new(
+        std::io::Error::other(format!("the journal could not be written: {m}")),
+    )))
 }
 
 impl Run {
