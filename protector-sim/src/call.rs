@@ -15,6 +15,9 @@ use protector_core::Service;
 pub enum CallKind {
     /// Keystone `POST /v3/auth/tokens`.
     IssueToken,
+    /// Keystone `HEAD /v3/auth/tokens`: a token holder asks whether its token is still
+    /// valid (a connector's probe while its token is cached).
+    ValidateToken,
     /// Nova `GET /servers/{id}`.
     GetServer,
     /// Nova `GET /servers/detail`.
@@ -68,7 +71,7 @@ impl CallKind {
     /// The service the call reaches.
     pub fn service(self) -> Service {
         match self {
-            Self::IssueToken => Service::Identity,
+            Self::IssueToken | Self::ValidateToken => Service::Identity,
             Self::GetServer
             | Self::ListServers
             | Self::CreateServer
@@ -103,7 +106,8 @@ impl CallKind {
             Self::UnmanageVolume | Self::DeleteVolume => LatencyClass::UnmanageDelete,
             Self::Array(REPLICATE_CALL) => LatencyClass::Replicate,
             Self::Array(_) => LatencyClass::ArrayRest,
-            Self::GetServer
+            Self::ValidateToken
+            | Self::GetServer
             | Self::ListServers
             | Self::ListFlavors
             | Self::GetVolume
@@ -123,6 +127,7 @@ impl CallKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::IssueToken => "issue_token",
+            Self::ValidateToken => "validate_token",
             Self::GetServer => "get_server",
             Self::ListServers => "list_servers",
             Self::CreateServer => "create_server",
@@ -161,7 +166,8 @@ impl fmt::Display for CallKind {
 pub enum LatencyClass {
     /// Keystone token issue.
     Token,
-    /// Any GET or list, and the other plain API calls (groups), of Nova, Cinder, Neutron.
+    /// Any GET or list, and the other plain API calls (groups), of Nova, Cinder, Neutron;
+    /// a Keystone token validation.
     Api,
     /// Nova stop → `SHUTOFF` (and start → `ACTIVE`).
     Power,

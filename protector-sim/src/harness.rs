@@ -1,15 +1,18 @@
 //! Running the protector engine on the simulated world.
 //!
 //! [`SimConnector`] reaches a simulated site the way the real connector reaches a cloud
-//! (a Keystone token per connection, clients scoped to the caller's project);
+//! (a Keystone token per caller, reused until shortly before it expires; a probe that
+//! asks Keystone even while the token is cached; clients scoped to the caller's
+//! project);
 //! [`SimStorageFactory`] builds the real [`PureDriver`] over the simulated arrays,
 //! finding each array by the URL in the replication policy and checking its API token;
 //! [`DrStores`] holds both sites' stores; [`SimWorld::protector`] assembles a ready
 //! [`Protector`] as seen from one site.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use protector_core::engine::{EngineConfig, SiteRuntime};
@@ -25,17 +28,60 @@ use protector_purestorage::{PureDriver, PureDriverOptions};
 use crate::site::SimSite;
 use crate::world::SimWorld;
 
-/// Reaches one simulated site.
+/// How long a simulated Keystone token lives (Keystone's default `[token] expiration`).
+const TOKEN_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+/// A token is replaced this long before it expires (the real connector's default).
+const TOKEN_REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Cached tokens: (user, project) → when the token expires.
+type TokenCache = Arc<Mutex<BTreeMap<(String, String), chrono::DateTime<chrono::Utc>>>>;
+
+/// Reaches one simulated site. Like the real connector, it keeps one token per caller
+/// and issues a new one only when none is cached or the cached one is about to expire;
+/// clones share the tokens.
 #[derive(Clone)]
 pub struct SimConnector {
     world: SimWorld,
     site: SimSite,
+    tokens: TokenCache,
 }
 
 impl SimConnector {
     /// The connector of `site`.
     pub fn new(world: SimWorld, site: SimSite) -> Self {
-        Self { world, site }
+        Self {
+            world,
+            site,
+            tokens: Arc::default(),
+        }
+    }
+
+    fn key(ctx: &RequestContext) -> (String, String) {
+        (ctx.user_id.to_string(), ctx.project_id.to_string())
+    }
+
+    /// Whether a token of `ctx`'s caller is cached and not about to expire.
+    fn cached(&self, ctx: &RequestContext) -> bool {
+        let now = self.world.clock().now();
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&Self::key(ctx))
+            .is_some_and(|expires| now + TOKEN_REFRESH_MARGIN < *expires)
+    }
+
+    /// A token for `ctx`'s caller: the cached one, or one issued now.
+    async fn token(&self, ctx: &RequestContext) -> Result<(), BackendError> {
+        if self.cached(ctx) {
+            return Ok(());
+        }
+        self.world.issue_token(self.site, ctx).await?;
+        let expires = self.world.clock().now() + TOKEN_LIFETIME;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Self::key(ctx), expires);
+        Ok(())
     }
 }
 
@@ -50,7 +96,7 @@ impl fmt::Debug for SimConnector {
 #[async_trait]
 impl SiteConnector for SimConnector {
     async fn connect(&self, ctx: &RequestContext) -> Result<SiteClients, BackendError> {
-        self.world.issue_token(self.site, ctx).await?;
+        self.token(ctx).await?;
         Ok(self.world.clients(self.site, ctx))
     }
 
@@ -59,7 +105,10 @@ impl SiteConnector for SimConnector {
             .world
             .admin_context(self.site)
             .map_err(|e| BackendError::invalid(Service::Identity, e.to_string()))?;
-        self.world.issue_token(self.site, &admin).await
+        if self.cached(&admin) {
+            return self.world.validate_token(self.site, &admin).await;
+        }
+        self.token(&admin).await
     }
 }
 

@@ -623,6 +623,28 @@ impl SimWorld {
         adm.finish(r)
     }
 
+    /// The site's Keystone validates a token `ctx`'s caller holds (`HEAD
+    /// /v3/auth/tokens`): what a connector's probe does while its token is cached. It
+    /// fails like any call of the site's Keystone (site down, fault rules).
+    ///
+    /// # Errors
+    /// As [`Self::issue_token`].
+    pub async fn validate_token(
+        &self,
+        site: SimSite,
+        ctx: &RequestContext,
+    ) -> Result<(), protector_core::BackendError> {
+        let adm = self
+            .inner
+            .gate
+            .foreground(site, crate::call::CallKind::ValidateToken)
+            .await?;
+        let r = self.inner.with_cloud(site, |c| {
+            c.caller(&ctx.user_id, &ctx.project_id).map(|_| ())
+        });
+        adm.finish(r)
+    }
+
     /// The site's FlashArray through its REST-level trait, with the array's token.
     pub fn array(&self, site: SimSite) -> Arc<dyn FlashArray> {
         Arc::clone(&self.inner.arrays[site.index()])

@@ -178,3 +178,36 @@ fn the_profile_table_gives_the_step_barrier_bound_of_a_failover() {
         Duration::from_millis(100)
     );
 }
+
+/// The connector keeps one token per caller, as the real one does: a second connection
+/// issues none. Its probe still asks Keystone every time, so a site that went down is
+/// seen as down although a token is cached; a token near expiry is replaced.
+#[tokio::test(start_paused = true)]
+async fn the_connector_reuses_its_token_and_its_probe_still_reaches_keystone() {
+    use protector_core::ports::SiteConnector;
+    let (w, _seed) = world(52, LatencyProfile::realistic());
+    let ctx = alice(&w, SimSite::A);
+    let connector = protector_sim::SimConnector::new(w.clone(), SimSite::A);
+    let issued = |w: &protector_sim::SimWorld| w.stats().count(SimSite::A, CallKind::IssueToken);
+    let validated =
+        |w: &protector_sim::SimWorld| w.stats().count(SimSite::A, CallKind::ValidateToken);
+
+    connector.connect(&ctx).await.unwrap();
+    connector.connect(&ctx).await.unwrap();
+    assert_eq!(issued(&w), 1);
+    connector.probe().await.unwrap();
+    connector.probe().await.unwrap();
+    // One token for the caller, one for the probe's admin; the second probe validates.
+    assert_eq!((issued(&w), validated(&w)), (2, 1));
+
+    w.take_site_down(SimSite::A);
+    let down = connector.probe().await.unwrap_err();
+    assert_eq!(down.service, Service::Identity);
+    w.bring_site_up(SimSite::A);
+    connector.probe().await.unwrap();
+
+    // 59 minutes later the tokens are within the refresh margin: new ones are issued.
+    tokio::time::sleep(Duration::from_secs(59 * 60)).await;
+    connector.connect(&ctx).await.unwrap();
+    assert_eq!(issued(&w), 3);
+}
