@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use protector_core::ports::BlockStorage as _;
 use protector_core::ports::{BlockDevice, ManageVolume, ServerCreate, ServerStatus, VolumeStatus};
 use protector_core::BackendErrorKind;
 use protector_openstack::{ConfigLoader, OpenStackSite};
@@ -814,5 +815,48 @@ async fn without_options_the_arrays_answer_plain_http_and_name_no_ca() {
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(server.arrays_json_path()).unwrap()).unwrap();
     assert!(written["array-a"]["ca_file"].is_null());
+    server.stop().await;
+}
+
+/// `GET /types/{id}/extra_specs`: an admin sees every spec, a member only the ones Cinder
+/// shows every user (Xena on), as in the type's own view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_specs_of_a_type_are_filtered_for_members_as_cinder_does() {
+    let (server, _dir) = serve(15).await;
+    let world = server.world();
+    let project = world.site(SimSite::A).project_id("tenant-a").unwrap();
+    let admin = world.admin_context(SimSite::A).unwrap();
+    let types = world
+        .block_storage(SimSite::A, &admin)
+        .list_volume_types()
+        .await
+        .unwrap();
+    let t = types.iter().find(|t| t.name == TYPE_ASYNC).unwrap();
+    assert!(
+        t.extra_specs.keys().any(|k| k == "volume_backend_name"),
+        "{:?}",
+        t.extra_specs
+    );
+    let url = format!(
+        "{}/v3/{project}/types/{}/extra_specs",
+        server.endpoints(SimSite::A).block_storage,
+        t.id
+    );
+    let member = fresh_token(&server, "alice", "tenant-a").await;
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("x-auth-token", &member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let specs = body["extra_specs"].as_object().unwrap();
+    assert_eq!(
+        specs.get("replication_enabled").and_then(|v| v.as_str()),
+        Some("<is> True")
+    );
+    assert!(!specs.contains_key("volume_backend_name"), "{specs:?}");
+    assert!(!specs.contains_key("replication_type"), "{specs:?}");
     server.stop().await;
 }

@@ -748,20 +748,13 @@ async fn type_extra_specs(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    if !is_admin(&ctx) {
-        return failure(
-            &s,
-            minor,
-            StatusCode::FORBIDDEN,
-            "Policy doesn't allow volume_extension:types_extra_specs:index to be performed.",
-        );
-    }
     match find_type(&s, &ctx, &id).await {
+        // Like the type's own view: members see the user-visible specs only.
         Ok(Some(t)) => reply(
             &s,
             minor,
             StatusCode::OK,
-            json!({"extra_specs": t.extra_specs}),
+            json!({"extra_specs": type_view(&t, is_admin(&ctx))["extra_specs"]}),
         ),
         Ok(None) => failure(
             &s,
