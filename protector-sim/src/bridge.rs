@@ -2,6 +2,8 @@
 //! FlashArray call, and the array side effects of Nova and Cinder transitions (the
 //! Pure driver's renames and destroys, host connections, write sequences).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,6 +12,7 @@ use protector_purestorage::VolumeQuery;
 
 use crate::call::{CallKind, LatencyClass};
 use crate::cloud::state::ArrayEffect;
+use crate::flasharray::state::{after_pod, split_pod};
 use crate::flasharray::{ArrayFabric, ArrayFabricState, CallGate};
 use crate::gate::Gate;
 use crate::site::SimSite;
@@ -18,30 +21,68 @@ use crate::world::WorldInner;
 /// The array-side name of a Cinder volume now: the recorded name, or the same name
 /// inside a pod (`<pod>::<name>`) once the volume was moved into one, as the Pure driver
 /// resolves a sync-replicated volume's name from its pod.
-fn resolve(s: &mut ArrayFabricState, array: &str, name: &str) -> String {
-    let now = s.now_ms();
-    let exists = |s: &mut ArrayFabricState, n: &str| {
-        let q = VolumeQuery {
-            names: vec![n.to_owned()],
-            ..VolumeQuery::default()
-        };
-        s.list_volumes(array, &q, now).is_ok()
-    };
-    if exists(s, name) {
-        return name.to_owned();
+fn resolve<'a>(s: &ArrayFabricState, array: &str, name: &'a str) -> Cow<'a, str> {
+    if s.has_volume(array, name) {
+        return Cow::Borrowed(name);
     }
-    let base = name.rsplit("::").next().unwrap_or(name);
-    let pods = s.list_pods(array, &[], now).unwrap_or_default();
-    pods.into_iter()
-        .map(|p| format!("{}::{base}", p.name))
-        .find(|candidate| exists(s, candidate))
-        .unwrap_or_else(|| name.to_owned())
+    let base = after_pod(name);
+    s.pod_names(array)
+        .into_iter()
+        .map(|pod| format!("{pod}::{base}"))
+        .find(|candidate| s.has_volume(array, candidate))
+        .map_or(Cow::Borrowed(name), Cow::Owned)
+}
+
+/// An effect's `Debug` text, written without the general formatter for the names the
+/// simulator uses (which `Debug` prints as they are, in quotes).
+struct EffectText<'a>(&'a ArrayEffect);
+
+impl fmt::Display for EffectText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ArrayEffect::Writing { volume, writing } => {
+                f.write_str("Writing { volume: ")?;
+                quoted(f, volume)?;
+                f.write_str(if *writing {
+                    ", writing: true }"
+                } else {
+                    ", writing: false }"
+                })
+            }
+            ArrayEffect::Rename { from, to } => {
+                f.write_str("Rename { from: ")?;
+                quoted(f, from)?;
+                f.write_str(", to: ")?;
+                quoted(f, to)?;
+                f.write_str(" }")
+            }
+            ArrayEffect::Destroy { volume } => {
+                f.write_str("Destroy { volume: ")?;
+                quoted(f, volume)?;
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+/// `s` as `{:?}` prints it.
+fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    let plain = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'#' | b'@'));
+    if plain {
+        f.write_str("\"")?;
+        f.write_str(s)?;
+        f.write_str("\"")
+    } else {
+        fmt::Debug::fmt(s, f)
+    }
 }
 
 /// `to` with the pod prefix of `from`, as the Pure driver keeps it on rename.
 fn keep_pod(from: &str, to: &str) -> String {
-    let base = to.rsplit("::").next().unwrap_or(to);
-    match from.split_once("::") {
+    let base = after_pod(to);
+    match split_pod(from) {
         Some((pod, _)) => format!("{pod}::{base}"),
         None => base.to_owned(),
     }
@@ -113,8 +154,11 @@ impl WorldInner {
                 }
             });
             match r {
-                Ok(()) => self.log(site, format!("array {effect:?}")),
-                Err(e) => self.log(site, format!("array {effect:?} failed: {}", e.message)),
+                Ok(()) => self.log(site, format_args!("array {}", EffectText(&effect))),
+                Err(e) => self.log(
+                    site,
+                    format_args!("array {} failed: {}", EffectText(&effect), e.message),
+                ),
             }
         }
     }
@@ -210,8 +254,40 @@ impl WorldInner {
         self.fabric.with_state(|s| {
             let now = s.now_ms();
             let volume = resolve(s, array, name);
-            s.write_seq(array, &volume, now)
-                .or_else(|_| s.snapshot_write_seq(array, name, now))
+            if s.has_volume(array, &volume) {
+                s.write_seq(array, &volume, now)
+            } else {
+                s.snapshot_write_seq(array, name, now)
+            }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effect_text_is_the_debug_text() {
+        let effects = [
+            ArrayEffect::Writing {
+                volume: "volume-1f-cinder".to_owned(),
+                writing: true,
+            },
+            ArrayEffect::Writing {
+                volume: "pod::v".to_owned(),
+                writing: false,
+            },
+            ArrayEffect::Rename {
+                from: "src".to_owned(),
+                to: "volume-x-cinder".to_owned(),
+            },
+            ArrayEffect::Destroy {
+                volume: "we\"ird \\ näme\n".to_owned(),
+            },
+        ];
+        for e in &effects {
+            assert_eq!(EffectText(e).to_string(), format!("{e:?}"));
+        }
     }
 }

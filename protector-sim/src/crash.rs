@@ -84,7 +84,7 @@ impl StepHook for CrashHook {
                 drop(g);
                 self.log.record(
                     None,
-                    format!(
+                    format_args!(
                         "engine crash: {} {} at {:?}",
                         operation.operation_type, operation.id, boundary
                     ),

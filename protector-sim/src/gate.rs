@@ -97,14 +97,12 @@ impl Gate {
         kind: CallKind,
     ) -> Result<Admitted, BackendError> {
         self.stats.count(site, kind);
-        self.log.record(
-            Some(site.name()),
-            format!("call {} {}", kind.service(), kind),
-        );
+        self.log
+            .record(Some(site), format_args!("call {} {}", kind.service(), kind));
         let service = kind.service();
         if service != Service::FlashArray && self.is_site_down(site) {
             self.log
-                .record(Some(site.name()), format!("refused {kind}: site down"));
+                .record(Some(site), format_args!("refused {kind}: site down"));
             return Err(site_unreachable(site, service));
         }
         let Some(decision) = self.faults.decide(site, kind) else {
@@ -114,21 +112,21 @@ impl Gate {
             Verdict::Pass => Ok(Admitted { after: None }),
             Verdict::Delay(d) => {
                 self.log.record(
-                    Some(site.name()),
-                    format!("fault delay {kind} {}ms", d.as_millis()),
+                    Some(site),
+                    format_args!("fault delay {kind} {}ms", d.as_millis()),
                 );
                 tokio::time::sleep(*d).await;
                 Ok(Admitted { after: None })
             }
             Verdict::Hang => {
                 self.log
-                    .record(Some(site.name()), format!("fault hang {kind}"));
+                    .record(Some(site), format_args!("fault hang {kind}"));
                 std::future::pending::<()>().await;
                 Ok(Admitted { after: None })
             }
             Verdict::Fail { kind: ek, .. } => {
                 self.log
-                    .record(Some(site.name()), format!("fault fail {kind} {ek:?}"));
+                    .record(Some(site), format_args!("fault fail {kind} {ek:?}"));
                 let err = decision
                     .error(service)
                     .unwrap_or_else(|| site_unreachable(site, service));

@@ -315,7 +315,7 @@ impl SimWorld {
             .len();
         // The world's event count grows with every call, so handles built one after the
         // other (one per command, say) draw different ids, deterministically.
-        let events = self.events().len();
+        let events = self.inner.log.len();
         let seed = crate::seed::derive_seed(
             self.seed(),
             &format!("protector-{}-{ops}-{pgs}-{events}", local.name()),

@@ -217,8 +217,8 @@ impl SimWorld {
             )));
         };
         let caller = Caller {
-            user_id,
-            project_id: project_id.clone(),
+            user_id: &user_id,
+            project_id: &project_id,
             admin: false,
         };
         let array = info.array_name.clone();
@@ -313,7 +313,7 @@ impl SimWorld {
                 },
             )?;
             self.inner
-                .log(site, format!("workload server {} ACTIVE", server.id));
+                .log(site, format_args!("workload server {} ACTIVE", server.id));
             self.inner.set_attached(site, &server.id, true);
             self.inner.apply_array_effects(site, effects);
             let mut vols = vols.into_iter();
@@ -437,8 +437,10 @@ impl SimWorld {
                 s.data_volumes.push(attached.clone());
             }
         }
-        self.inner
-            .log(site, format!("volume {} attached to {server}", attached.id));
+        self.inner.log(
+            site,
+            format_args!("volume {} attached to {server}", attached.id),
+        );
         Ok(attached)
     }
 
@@ -454,7 +456,8 @@ impl SimWorld {
     ) -> Result<(), SimError> {
         self.inner
             .bridge_create_volume(site, name, size_gb.saturating_mul(1 << 30))?;
-        self.inner.log(site, format!("array volume {name} created"));
+        self.inner
+            .log(site, format_args!("array volume {name} created"));
         Ok(())
     }
 }

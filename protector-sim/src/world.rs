@@ -39,7 +39,7 @@ use crate::cloud::state::{CloudState, ImageInfo, NetworkRec, ProjectInfo, UserIn
 use crate::cloud::{SimBlockStorage, SimCompute, SimNetworking};
 use crate::crash::{CrashGuard, CrashHook};
 use crate::error::SimError;
-use crate::events::{digest_lines, EventLog, SimEvent};
+use crate::events::{EventLog, LineDigest, SimEvent};
 use crate::fault::{FaultGuard, FaultRule, FaultTable};
 use crate::flasharray::ArrayFabric;
 use crate::gate::Gate;
@@ -210,8 +210,8 @@ impl WorldInner {
         f(&mut g)
     }
 
-    pub(crate) fn log(&self, site: SimSite, text: impl Into<String>) {
-        self.log.record(Some(site.name()), text);
+    pub(crate) fn log(&self, site: SimSite, text: impl fmt::Display) {
+        self.log.record(Some(site), text);
     }
 }
 
@@ -467,7 +467,7 @@ impl SimWorld {
         let hook = Arc::new(CrashHook::new(Arc::clone(&log)));
         log.record(
             None,
-            format!("world built seed={seed} profile={}", b.profile.name()),
+            format_args!("world built seed={seed} profile={}", b.profile.name()),
         );
         Ok(Self {
             inner: Arc::new(WorldInner {
@@ -662,7 +662,7 @@ impl SimWorld {
         let id = self.inner.faults.install(rule.clone());
         self.inner
             .log
-            .record(None, format!("fault rule {id} installed: {rule:?}"));
+            .record(None, format_args!("fault rule {id} installed: {rule:?}"));
         FaultGuard::new(Arc::clone(&self.inner.faults), id)
     }
 
@@ -788,7 +788,7 @@ impl SimWorld {
         let id = self.inner.hook.arm(operation, boundary);
         self.inner.log.record(
             None,
-            format!("crash point {id} armed: {operation} {boundary:?}"),
+            format_args!("crash point {id} armed: {operation} {boundary:?}"),
         );
         CrashGuard::new(Arc::clone(&self.inner.hook), id)
     }
@@ -814,14 +814,14 @@ impl SimWorld {
     /// sha256 (hex) over the clouds' event log followed by the fabric's: the same seed
     /// and scenario give the same digest.
     pub fn digest(&self) -> String {
-        let clouds = self.inner.log.snapshot();
-        let fabric = self.inner.fabric.events();
-        digest_lines(
-            clouds
-                .iter()
-                .map(SimEvent::line)
-                .chain(fabric.iter().map(|e| format!("fabric {e}"))),
-        )
+        let mut d = LineDigest::default();
+        self.inner.log.for_each_line(|l| d.line(&[l]));
+        self.inner.fabric.with_state(|s| {
+            for e in s.event_lines() {
+                d.line(&["fabric ", e]);
+            }
+        });
+        d.hex()
     }
 
     /// Virtual time elapsed since the world was built.

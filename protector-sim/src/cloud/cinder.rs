@@ -79,7 +79,7 @@ impl BlockStorage for SimBlockStorage {
             Ok(v) => {
                 self.world.log(
                     site,
-                    format!("volume {} managing {}", v.id, request.source_name),
+                    format_args!("volume {} managing {}", v.id, request.source_name),
                 );
                 let world = Arc::clone(&self.world);
                 let id = v.id.clone();
@@ -91,19 +91,19 @@ impl BlockStorage for SimBlockStorage {
                         let (effects, failure) = world
                             .with_cloud(site, |c| c.finish_manage(&id, site.array_name(), lookup));
                         match failure {
-                            Some(reason) => {
-                                world.log(site, format!("volume {id} error_managing: {reason}"))
-                            }
-                            None => {
-                                world.log(site, format!("volume {id} available (managed {source})"))
-                            }
+                            Some(reason) => world
+                                .log(site, format_args!("volume {id} error_managing: {reason}")),
+                            None => world.log(
+                                site,
+                                format_args!("volume {id} available (managed {source})"),
+                            ),
                         }
                         world.apply_array_effects(site, effects);
                     });
             }
             Err(e) => self.world.log(
                 site,
-                format!("manage {} refused: {}", request.source_name, e.message),
+                format_args!("manage {} refused: {}", request.source_name, e.message),
             ),
         }
         adm.finish(r)
@@ -121,14 +121,14 @@ impl BlockStorage for SimBlockStorage {
             c.request_unmanage(&caller, id)
         });
         if r.is_ok() {
-            self.world.log(site, format!("volume {id} unmanaging"));
+            self.world.log(site, format_args!("volume {id} unmanaging"));
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::UnmanageVolume, async move {
                     let effects = world.with_cloud(site, |c| c.finish_unmanage(&id));
-                    world.log(site, format!("volume {id} unmanaged"));
+                    world.log(site, format_args!("volume {id} unmanaged"));
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -143,14 +143,14 @@ impl BlockStorage for SimBlockStorage {
             c.request_delete_volume(&caller, id)
         });
         if let Ok(true) = r {
-            self.world.log(site, format!("volume {id} deleting"));
+            self.world.log(site, format_args!("volume {id} deleting"));
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::DeleteVolume, async move {
                     let effects = world.with_cloud(site, |c| c.finish_delete_volume(&id));
-                    world.log(site, format!("volume {id} deleted"));
+                    world.log(site, format_args!("volume {id} deleted"));
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -178,7 +178,8 @@ impl BlockStorage for SimBlockStorage {
             })
             .await;
         if let Ok(g) = &r {
-            self.world.log(self.site, format!("group {} created", g.id));
+            self.world
+                .log(self.site, format_args!("group {} created", g.id));
         }
         r
     }
@@ -202,7 +203,7 @@ impl BlockStorage for SimBlockStorage {
         if r.is_ok() {
             self.world.log(
                 self.site,
-                format!("group {id} updated +{} -{}", add.len(), remove.len()),
+                format_args!("group {id} updated +{} -{}", add.len(), remove.len()),
             );
         }
         r
@@ -221,7 +222,7 @@ impl BlockStorage for SimBlockStorage {
         if let Ok(effects) = &r {
             self.world.log(
                 self.site,
-                format!("group {id} deleted (delete-volumes {delete_volumes})"),
+                format_args!("group {id} deleted (delete-volumes {delete_volumes})"),
             );
             self.world.apply_array_effects(self.site, effects.clone());
         }

@@ -74,21 +74,22 @@ impl Compute for SimCompute {
             match &server.status {
                 ServerStatus::Error => self.world.log(
                     site,
-                    format!(
+                    format_args!(
                         "server {} ERROR: {}",
                         server.id,
                         server.fault.as_deref().unwrap_or("")
                     ),
                 ),
                 _ => {
-                    self.world.log(site, format!("server {} BUILD", server.id));
+                    self.world
+                        .log(site, format_args!("server {} BUILD", server.id));
                     let world = Arc::clone(&self.world);
                     let id = server.id.clone();
                     self.world
                         .gate
                         .background(site, CallKind::CreateServer, async move {
                             if let Some(effects) = world.with_cloud(site, |c| c.finish_boot(&id)) {
-                                world.log(site, format!("server {id} ACTIVE"));
+                                world.log(site, format_args!("server {id} ACTIVE"));
                                 world.set_attached(site, &id, true);
                                 world.apply_array_effects(site, effects);
                             }
@@ -107,14 +108,15 @@ impl Compute for SimCompute {
             c.request_stop(&caller, id)
         });
         if let Ok(true) = r {
-            self.world.log(site, format!("server {id} powering-off"));
+            self.world
+                .log(site, format_args!("server {id} powering-off"));
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::StopServer, async move {
                     let effects = world.with_cloud(site, |c| c.finish_stop(&id));
-                    world.log(site, format!("server {id} SHUTOFF"));
+                    world.log(site, format_args!("server {id} SHUTOFF"));
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -129,14 +131,15 @@ impl Compute for SimCompute {
             c.request_start(&caller, id)
         });
         if let Ok(true) = r {
-            self.world.log(site, format!("server {id} powering-on"));
+            self.world
+                .log(site, format_args!("server {id} powering-on"));
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::StartServer, async move {
                     let effects = world.with_cloud(site, |c| c.finish_start(&id));
-                    world.log(site, format!("server {id} ACTIVE"));
+                    world.log(site, format_args!("server {id} ACTIVE"));
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -153,7 +156,7 @@ impl Compute for SimCompute {
         if let Ok((started, effects)) = &r {
             self.world.apply_array_effects(site, effects.clone());
             if *started {
-                self.world.log(site, format!("server {id} deleting"));
+                self.world.log(site, format_args!("server {id} deleting"));
                 let world = Arc::clone(&self.world);
                 let id = id.clone();
                 self.world
@@ -161,7 +164,7 @@ impl Compute for SimCompute {
                     .background(site, CallKind::DeleteServer, async move {
                         world.set_attached(site, &id, false);
                         let effects = world.with_cloud(site, |c| c.finish_delete(&id));
-                        world.log(site, format!("server {id} deleted"));
+                        world.log(site, format_args!("server {id} deleted"));
                         world.apply_array_effects(site, effects);
                     });
             }

@@ -46,11 +46,11 @@ pub struct ImageInfo {
     pub name: String,
 }
 
-/// Who is calling, as resolved from a request context.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Caller {
-    pub(crate) user_id: UserId,
-    pub(crate) project_id: ProjectId,
+/// Who is calling, as resolved from a request context (whose ids it borrows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Caller<'a> {
+    pub(crate) user_id: &'a UserId,
+    pub(crate) project_id: &'a ProjectId,
     pub(crate) admin: bool,
 }
 
@@ -192,11 +192,11 @@ impl CloudState {
     // ---------------------------------------------------------------- identity
 
     /// Resolves a request context: the user must exist and hold a role on the project.
-    pub(crate) fn caller(
+    pub(crate) fn caller<'a>(
         &self,
-        user: &UserId,
-        project: &ProjectId,
-    ) -> Result<Caller, BackendError> {
+        user: &'a UserId,
+        project: &'a ProjectId,
+    ) -> Result<Caller<'a>, BackendError> {
         let roles = self
             .users
             .get(user)
@@ -204,8 +204,8 @@ impl CloudState {
             .filter(|_| self.projects.contains_key(project));
         match roles {
             Some(roles) => Ok(Caller {
-                user_id: user.clone(),
-                project_id: project.clone(),
+                user_id: user,
+                project_id: project,
                 admin: roles.iter().any(|r| r.eq_ignore_ascii_case("admin")),
             }),
             None => Err(BackendError::new(
@@ -226,7 +226,7 @@ impl CloudState {
     }
 
     fn sees(caller: &Caller, owner: &ProjectId) -> bool {
-        caller.admin || &caller.project_id == owner
+        caller.admin || caller.project_id == owner
     }
 
     // ---------------------------------------------------------------- nova
@@ -356,7 +356,7 @@ impl CloudState {
             let visible = self.networks.get(&nic.network_id).is_some_and(|n| {
                 caller.admin
                     || n.network.shared
-                    || n.network.project_id.as_ref() == Some(&caller.project_id)
+                    || n.network.project_id.as_ref() == Some(caller.project_id)
             });
             if !visible {
                 return Some(format!("Network {} could not be found.", nic.network_id));
@@ -557,7 +557,11 @@ impl CloudState {
     // ---------------------------------------------------------------- cinder
 
     pub(crate) fn view_volume(caller: &Caller, v: &Volume) -> Volume {
-        let mut v = v.clone();
+        Self::into_view(caller, v.clone())
+    }
+
+    /// [`Self::view_volume`] of a volume the caller already owns a copy of.
+    fn into_view(caller: &Caller, mut v: Volume) -> Volume {
         if !caller.admin {
             v.host = None;
             v.provider_id = None;
@@ -617,18 +621,22 @@ impl CloudState {
             ));
         }
         let vtype = match &req.volume_type {
-            Some(t) => Some(self.find_volume_type(t).cloned().ok_or_else(|| {
-                cinder(
-                    BackendErrorKind::Invalid,
-                    400,
-                    format!("Cannot find requested '{t}' volume type"),
-                )
-            })?),
+            Some(t) => Some(
+                self.find_volume_type(t)
+                    .map(|t| t.name.clone())
+                    .ok_or_else(|| {
+                        cinder(
+                            BackendErrorKind::Invalid,
+                            400,
+                            format!("Cannot find requested '{t}' volume type"),
+                        )
+                    })?,
+            ),
             None => self
                 .volume_types
                 .values()
                 .find(|t| t.name == "__DEFAULT__")
-                .cloned(),
+                .map(|t| t.name.clone()),
         };
         if req.source_name.is_empty() {
             return Err(cinder(
@@ -643,7 +651,7 @@ impl CloudState {
             name: req.name.clone(),
             status: VolumeStatus::Creating,
             size_gb: 0,
-            volume_type: vtype.map(|t| t.name),
+            volume_type: vtype,
             bootable: req.bootable,
             attachments: Vec::new(),
             metadata: req.metadata.clone(),
@@ -659,7 +667,7 @@ impl CloudState {
                 source_name: req.source_name.clone(),
             },
         );
-        Ok(Self::view_volume(caller, &vol))
+        Ok(Self::into_view(caller, vol))
     }
 
     /// Whether an array volume is already the backing volume of a Cinder volume here.
@@ -1039,7 +1047,7 @@ impl CloudState {
     // ---------------------------------------------------------------- neutron
 
     fn network_visible(caller: &Caller, n: &Network) -> bool {
-        caller.admin || n.shared || n.project_id.as_ref() == Some(&caller.project_id)
+        caller.admin || n.shared || n.project_id.as_ref() == Some(caller.project_id)
     }
 
     pub(crate) fn get_network(
@@ -1098,7 +1106,7 @@ mod tests {
 
     use super::*;
 
-    fn cloud() -> (CloudState, Caller) {
+    fn cloud() -> (CloudState, Caller<'static>) {
         let mut c = CloudState::new(IdGenerator::seeded(1));
         let project = ProjectId::new("p");
         let user = UserId::new("u");
@@ -1126,7 +1134,9 @@ mod tests {
             zone: None,
         });
         c.backend_host = "h@pure#pure".to_owned();
-        let caller = c.caller(&user, &project).unwrap();
+        let user: &'static UserId = Box::leak(Box::new(user));
+        let project: &'static ProjectId = Box::leak(Box::new(project));
+        let caller = c.caller(user, project).unwrap();
         (c, caller)
     }
 

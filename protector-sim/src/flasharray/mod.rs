@@ -244,7 +244,7 @@ impl ArrayFabric {
 
     /// Every state change so far, in order (hash it for a run digest).
     pub fn events(&self) -> Vec<String> {
-        self.with_state(|s| s.events().to_vec())
+        self.with_state(|s| s.events())
     }
 
     /// A client of `array` authenticated with `api_token`.

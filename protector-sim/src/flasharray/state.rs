@@ -32,7 +32,11 @@
 //!   (`<pg>.<n>.<vol>`) keeps the volume name it was taken with.
 //! - Scheduled replication only replicates; source-side retention is not modelled.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
 use protector_purestorage::{
@@ -44,6 +48,7 @@ use protector_purestorage::{
 
 use super::data::Data;
 use super::errors;
+use crate::events::LineLog;
 
 /// Default time a replicated snapshot takes to land on its target (15 s, the
 /// `realistic` latency profile's replicate-now figure).
@@ -133,14 +138,22 @@ struct ArrayRecord {
     token: String,
     up: bool,
     volumes: BTreeMap<String, VolumeRecord>,
-    snapshots: BTreeMap<String, SnapRecord>,
-    /// Volume snapshot names by source name.
-    snaps_by_source: BTreeMap<String, BTreeSet<String>>,
+    /// Volume snapshots by name, looked up by key (listings sort the names they pick).
+    snapshots: HashMap<String, SnapRecord, FixedHash>,
+    /// Volume snapshot names by source name (looked up by key only, never iterated).
+    snaps_by_source: SourceIndex,
     groups: BTreeMap<String, GroupRecord>,
     pg_snapshots: BTreeMap<String, PgSnapRecord>,
     /// Last automatic suffix per group name; survives eradication so names never repeat.
     suffix_counters: BTreeMap<String, u64>,
 }
+
+/// The hasher of the maps that are only looked up by key: fixed, so even their order
+/// (which never shows) is the same run after run.
+type FixedHash = BuildHasherDefault<DefaultHasher>;
+
+/// Snapshot names by source name.
+type SourceIndex = HashMap<String, BTreeSet<String>, FixedHash>;
 
 #[derive(Clone, Debug, Default)]
 struct LinkRecord {
@@ -168,7 +181,8 @@ struct Transfer {
     remaining_ms: i64,
     accounted_to: i64,
     bytes: u64,
-    volumes: Vec<CapturedVolume>,
+    /// The captured volumes, shared by every transfer of one snapshot.
+    volumes: Arc<[CapturedVolume]>,
 }
 
 impl Transfer {
@@ -235,7 +249,10 @@ pub struct ArrayFabricState {
     pods: BTreeMap<u64, PodRecord>,
     next_pod: u64,
     transfers: BTreeMap<(String, String), Transfer>,
-    events: Vec<String>,
+    /// No active schedule is due before this time (ms): a lower bound of their next due
+    /// times, exact after every advance that had something to do.
+    schedules_from: i64,
+    events: LineLog,
 }
 
 fn link_key(a: &str, b: &str) -> (String, String) {
@@ -256,15 +273,32 @@ fn valid_object_name(name: &str) -> bool {
             .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
+/// `name.split_once("::")`, without the general substring search.
+pub(crate) fn split_pod(name: &str) -> Option<(&str, &str)> {
+    let b = name.as_bytes();
+    let i = b.windows(2).position(|w| w == b"::")?;
+    Some((&name[..i], &name[i + 2..]))
+}
+
+/// What follows the last `::` of `name` (all of it without one), as
+/// `name.rsplit("::").next()` gives it.
+pub(crate) fn after_pod(name: &str) -> &str {
+    let b = name.as_bytes();
+    match b.windows(2).rposition(|w| w == b"::") {
+        Some(i) => &name[i + 2..],
+        None => name,
+    }
+}
+
 fn valid_volume_name(name: &str) -> bool {
-    match name.split_once("::") {
+    match split_pod(name) {
         Some((pod, vol)) => valid_object_name(pod) && valid_object_name(vol),
         None => valid_object_name(name),
     }
 }
 
 fn pod_of(name: &str) -> Option<&str> {
-    name.split_once("::").map(|(pod, _)| pod)
+    split_pod(name).map(|(pod, _)| pod)
 }
 
 fn pod_prefix(pod: &str) -> String {
@@ -354,7 +388,8 @@ impl ArrayFabricState {
             pods: BTreeMap::new(),
             next_pod: 0,
             transfers: BTreeMap::new(),
-            events: Vec::new(),
+            schedules_from: i64::MAX,
+            events: LineLog::default(),
         }
     }
 
@@ -377,15 +412,23 @@ impl ArrayFabricState {
     pub fn set_transfer_time_ms(&mut self, transfer_time_ms: i64, now_ms: i64) {
         self.advance_to(now_ms);
         self.transfer_time_ms = transfer_time_ms.max(0);
-        self.log(
-            "fabric",
-            format!("set_transfer_time {}", self.transfer_time_ms),
-        );
+        let ms = self.transfer_time_ms;
+        self.log("fabric", format_args!("set_transfer_time {ms}"));
     }
 
     /// Every state change so far, in order, one line each (for digests).
-    pub fn events(&self) -> &[String] {
-        &self.events
+    pub fn events(&self) -> Vec<String> {
+        self.event_lines().map(str::to_owned).collect()
+    }
+
+    /// [`Self::events`] without copying them.
+    pub fn event_lines(&self) -> impl Iterator<Item = &str> + '_ {
+        self.events.iter()
+    }
+
+    /// How many events [`Self::events`] holds.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
     }
 
     /// Adds an array named `name` that accepts `api_token`.
@@ -414,8 +457,8 @@ impl ArrayFabricState {
                 token: api_token.to_owned(),
                 up: true,
                 volumes: BTreeMap::new(),
-                snapshots: BTreeMap::new(),
-                snaps_by_source: BTreeMap::new(),
+                snapshots: HashMap::default(),
+                snaps_by_source: SourceIndex::default(),
                 groups: BTreeMap::new(),
                 pg_snapshots: BTreeMap::new(),
                 suffix_counters: BTreeMap::new(),
@@ -484,7 +527,7 @@ impl ArrayFabricState {
             return Err(errors::already_exists("Array connection", b));
         }
         self.links.insert(key, LinkRecord::default());
-        self.log(a, format!("connect {b}"));
+        self.log(a, format_args!("connect {b}"));
         self.reconcile_pods();
         Ok(())
     }
@@ -537,7 +580,7 @@ impl ArrayFabricState {
     pub fn cut_link(&mut self, a: &str, b: &str, now_ms: i64) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         self.link_mut(a, b)?.cut = true;
-        self.log(a, format!("cut_link {b}"));
+        self.log(a, format_args!("cut_link {b}"));
         self.reconcile_pods();
         Ok(())
     }
@@ -549,7 +592,7 @@ impl ArrayFabricState {
     pub fn repair_link(&mut self, a: &str, b: &str, now_ms: i64) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         self.link_mut(a, b)?.cut = false;
-        self.log(a, format!("repair_link {b}"));
+        self.log(a, format_args!("repair_link {b}"));
         self.reconcile_pods();
         self.settle();
         Ok(())
@@ -568,7 +611,7 @@ impl ArrayFabricState {
     pub fn stall_replication(&mut self, a: &str, b: &str, now_ms: i64) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         self.link_mut(a, b)?.stalled = true;
-        self.log(a, format!("stall_replication {b}"));
+        self.log(a, format_args!("stall_replication {b}"));
         Ok(())
     }
 
@@ -584,7 +627,7 @@ impl ArrayFabricState {
     ) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         self.link_mut(a, b)?.stalled = false;
-        self.log(a, format!("release_replication {b}"));
+        self.log(a, format_args!("release_replication {b}"));
         self.settle();
         Ok(())
     }
@@ -631,7 +674,7 @@ impl ArrayFabricState {
                 }
             }
         }
-        self.log(array, format!("set_writing {volume} {writing}"));
+        self.log(array, format_args!("set_writing {volume} {writing}"));
         Ok(())
     }
 
@@ -691,8 +734,27 @@ impl ArrayFabricState {
             .get_mut(volume)
             .ok_or_else(|| errors::does_not_exist("Volume", volume))?;
         v.connection_count = count;
-        self.log(array, format!("set_connection_count {volume} {count}"));
+        self.log(array, format_args!("set_connection_count {volume} {count}"));
         Ok(())
+    }
+
+    /// Whether `array` holds a volume named `name`, destroyed or not (`false` for an
+    /// unknown array); the same answer as a `list_volumes` by that name succeeding.
+    pub fn has_volume(&self, array: &str, name: &str) -> bool {
+        self.arrays
+            .get(array)
+            .is_some_and(|a| a.volumes.contains_key(name))
+    }
+
+    /// Names of the pods `array` is a member of, by name (those `list_pods` lists).
+    pub fn pod_names(&self, array: &str) -> Vec<&str> {
+        let names: BTreeSet<&str> = self
+            .pods
+            .values()
+            .filter(|p| p.arrays.iter().any(|a| a == array))
+            .map(|p| p.name.as_str())
+            .collect();
+        names.into_iter().collect()
     }
 
     /// Every volume of every array, by array then name (no reachability check).
@@ -751,15 +813,17 @@ impl ArrayFabricState {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
         let candidates: Vec<&VolumeRecord> = if !query.names.is_empty() {
-            let mut found = BTreeMap::new();
+            let mut found = Vec::with_capacity(query.names.len());
             for name in &query.names {
                 let v = a
                     .volumes
                     .get(name)
                     .ok_or_else(|| errors::does_not_exist("Volume", name))?;
-                found.insert(v.name.clone(), v);
+                found.push(v);
             }
-            found.into_values().collect()
+            found.sort_by(|x, y| x.name.cmp(&y.name));
+            found.dedup_by(|x, y| x.name == y.name);
+            found
         } else if let Some(pod) = &query.pod {
             let prefix = pod_prefix(pod);
             names_with_prefix(&a.volumes, &prefix)
@@ -799,8 +863,8 @@ impl ArrayFabricState {
         let record = self.new_volume_record(name, provisioned, None, Data::default());
         let view = volume_view(&record);
         self.arr_mut(array)?.volumes.insert(name.to_owned(), record);
-        self.log(array, format!("create_volume {name} {provisioned}"));
-        self.after_pod_volume_change(array, &[name.to_owned()]);
+        self.log(array, format_args!("create_volume {name} {provisioned}"));
+        self.after_pod_volume_change(array, &[name]);
         Ok(view)
     }
 
@@ -871,9 +935,9 @@ impl ArrayFabricState {
         };
         self.log(
             array,
-            format!("copy_volume {name} from {source} overwrite={overwrite} seq={seq}"),
+            format_args!("copy_volume {name} from {source} overwrite={overwrite} seq={seq}"),
         );
-        self.after_pod_volume_change(array, &[name.to_owned()]);
+        self.after_pod_volume_change(array, &[name]);
         Ok(view)
     }
 
@@ -912,8 +976,8 @@ impl ArrayFabricState {
             return Err(errors::already_exists("Volume", new_name));
         }
         let view = self.rekey_volume(array, name, new_name)?;
-        self.log(array, format!("rename_volume {name} {new_name}"));
-        self.after_pod_volume_change(array, &[name.to_owned(), new_name.to_owned()]);
+        self.log(array, format_args!("rename_volume {name} {new_name}"));
+        self.after_pod_volume_change(array, &[name, new_name]);
         Ok(view)
     }
 
@@ -947,8 +1011,8 @@ impl ArrayFabricState {
         v.destroyed = true;
         v.writing = false;
         v.data.checkpoint(t, false);
-        self.log(array, format!("destroy_volume {name}"));
-        self.after_pod_volume_change(array, &[name.to_owned()]);
+        self.log(array, format_args!("destroy_volume {name}"));
+        self.after_pod_volume_change(array, &[name]);
         Ok(())
     }
 
@@ -972,8 +1036,8 @@ impl ArrayFabricState {
             return Err(errors::not_destroyed("Volume", name));
         }
         self.remove_volume(array, name);
-        self.log(array, format!("eradicate_volume {name}"));
-        self.after_pod_volume_change(array, &[name.to_owned()]);
+        self.log(array, format_args!("eradicate_volume {name}"));
+        self.after_pod_volume_change(array, &[name]);
         Ok(())
     }
 
@@ -1030,7 +1094,7 @@ impl ArrayFabricState {
                         "Cannot move a volume out of a stretched pod.",
                     ));
                 }
-                name.split_once("::")
+                split_pod(name)
                     .map(|(_, v)| v.to_owned())
                     .unwrap_or_default()
             }
@@ -1039,8 +1103,8 @@ impl ArrayFabricState {
             return Err(errors::already_exists("Volume", &new_name));
         }
         let view = self.rekey_volume(array, name, &new_name)?;
-        self.log(array, format!("move_volume {name} {new_name}"));
-        self.after_pod_volume_change(array, &[name.to_owned(), new_name.clone()]);
+        self.log(array, format_args!("move_volume {name} {new_name}"));
+        self.after_pod_volume_change(array, &[name, &new_name]);
         Ok(view)
     }
 
@@ -1057,27 +1121,32 @@ impl ArrayFabricState {
     ) -> Result<Vec<VolumeSnapshot>, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
-        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
         if !query.names.is_empty() {
             for n in &query.names {
                 if !a.snapshots.contains_key(n) {
                     return Err(errors::does_not_exist("Volume snapshot", n));
                 }
-                names.insert(n.clone());
+                names.insert(n);
             }
         } else if !query.source_names.is_empty() {
             for src in &query.source_names {
                 if let Some(set) = a.snaps_by_source.get(src) {
-                    names.extend(set.iter().cloned());
+                    names.extend(set.iter().map(String::as_str));
                 }
             }
         } else if let Some(prefix) = &query.name_prefix {
-            names.extend(names_with_prefix(&a.snapshots, prefix));
+            names.extend(
+                a.snapshots
+                    .keys()
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    .map(String::as_str),
+            );
         } else {
-            names.extend(a.snapshots.keys().cloned());
+            names.extend(a.snapshots.keys().map(String::as_str));
         }
         Ok(names
-            .iter()
+            .into_iter()
             .filter_map(|n| a.snapshots.get(n))
             .filter(|s| query.source_names.is_empty() || query.source_names.contains(&s.source))
             .filter(|s| {
@@ -1154,7 +1223,7 @@ impl ArrayFabricState {
         };
         let view = group_view(&record);
         self.arr_mut(array)?.groups.insert(name.to_owned(), record);
-        self.log(array, format!("create_protection_group {name}"));
+        self.log(array, format_args!("create_protection_group {name}"));
         Ok(view)
     }
 
@@ -1172,7 +1241,7 @@ impl ArrayFabricState {
         let g = self.group_mut(array, name)?;
         g.destroyed = true;
         g.next_due = None;
-        self.log(array, format!("destroy_protection_group {name}"));
+        self.log(array, format_args!("destroy_protection_group {name}"));
         Ok(())
     }
 
@@ -1206,7 +1275,7 @@ impl ArrayFabricState {
             self.remove_pg_snapshot(array, &s);
         }
         self.arr_mut(array)?.groups.remove(name);
-        self.log(array, format!("eradicate_protection_group {name}"));
+        self.log(array, format_args!("eradicate_protection_group {name}"));
         Ok(())
     }
 
@@ -1263,7 +1332,7 @@ impl ArrayFabricState {
         g.members.extend(volumes.iter().cloned());
         self.log(
             array,
-            format!("add_protection_group_volumes {group} {}", volumes.join(",")),
+            format_args!("add_protection_group_volumes {group} {}", volumes.join(",")),
         );
         Ok(())
     }
@@ -1293,7 +1362,7 @@ impl ArrayFabricState {
         }
         self.log(
             array,
-            format!(
+            format_args!(
                 "remove_protection_group_volumes {group} {}",
                 volumes.join(",")
             ),
@@ -1419,7 +1488,7 @@ impl ArrayFabricState {
             .extend(targets.iter().cloned());
         self.log(
             array,
-            format!("add_protection_group_targets {group} {}", targets.join(",")),
+            format_args!("add_protection_group_targets {group} {}", targets.join(",")),
         );
         Ok(())
     }
@@ -1450,7 +1519,7 @@ impl ArrayFabricState {
         }
         self.log(
             array,
-            format!(
+            format_args!(
                 "remove_protection_group_targets {group} {}",
                 targets.join(",")
             ),
@@ -1484,7 +1553,7 @@ impl ArrayFabricState {
             ));
         }
         g.allowed = true;
-        self.log(array, format!("allow_protection_group {group}"));
+        self.log(array, format_args!("allow_protection_group {group}"));
         Ok(())
     }
 
@@ -1511,11 +1580,15 @@ impl ArrayFabricState {
         g.schedule = schedule.clone();
         let freq = i64::try_from(schedule.frequency_ms).unwrap_or(i64::MAX);
         g.next_due = schedule.enabled.then(|| t.saturating_add(freq));
+        let due = g.next_due;
         let targets: Vec<String> = g.targets.iter().cloned().collect();
+        if let Some(due) = due {
+            self.schedules_from = self.schedules_from.min(due);
+        }
         self.for_replicated_copies(array, group, &targets, |rg| rg.schedule = schedule.clone());
         self.log(
             array,
-            format!(
+            format_args!(
                 "set_replication_schedule {group} enabled={} frequency_ms={}",
                 schedule.enabled, schedule.frequency_ms
             ),
@@ -1545,7 +1618,7 @@ impl ArrayFabricState {
         });
         self.log(
             array,
-            format!(
+            format_args!(
                 "set_target_retention {group} all_for_sec={} per_day={} days={}",
                 retention.all_for_sec, retention.per_day, retention.days
             ),
@@ -1721,7 +1794,7 @@ impl ArrayFabricState {
                 vs.destroyed = true;
             }
         }
-        self.log(array, format!("destroy_pg_snapshot {name}"));
+        self.log(array, format_args!("destroy_pg_snapshot {name}"));
         Ok(())
     }
 
@@ -1745,7 +1818,7 @@ impl ArrayFabricState {
             return Err(errors::not_destroyed("Protection group snapshot", name));
         }
         self.remove_pg_snapshot(array, name);
-        self.log(array, format!("eradicate_pg_snapshot {name}"));
+        self.log(array, format_args!("eradicate_pg_snapshot {name}"));
         Ok(())
     }
 
@@ -1811,7 +1884,7 @@ impl ArrayFabricState {
         let view = pod_view(&record, array);
         self.pods.insert(self.next_pod, record);
         self.next_pod += 1;
-        self.log(array, format!("create_pod {name}"));
+        self.log(array, format_args!("create_pod {name}"));
         Ok(view)
     }
 
@@ -1866,7 +1939,7 @@ impl ArrayFabricState {
             p.synced = true;
             p.split_at = None;
         }
-        self.log(array, format!("stretch_pod {pod} {peer}"));
+        self.log(array, format_args!("stretch_pod {pod} {peer}"));
         self.mirror_whole_pod(key, array);
         Ok(())
     }
@@ -1922,7 +1995,7 @@ impl ArrayFabricState {
         }
         self.log(
             array,
-            format!("unstretch_pod {pod} {peer} with_unknown={with_unknown}"),
+            format_args!("unstretch_pod {pod} {peer} with_unknown={with_unknown}"),
         );
         Ok(())
     }
@@ -1948,7 +2021,7 @@ impl ArrayFabricState {
         let view = pod_view(p, array);
         self.log(
             array,
-            format!("set_pod_promotion {pod} {}", view.promotion_status),
+            format_args!("set_pod_promotion {pod} {}", view.promotion_status),
         );
         Ok(view)
     }
@@ -1975,7 +2048,7 @@ impl ArrayFabricState {
         if let Some(p) = self.pods.get_mut(&key) {
             p.destroyed = true;
         }
-        self.log(array, format!("destroy_pod {pod}"));
+        self.log(array, format_args!("destroy_pod {pod}"));
         Ok(())
     }
 
@@ -1997,7 +2070,7 @@ impl ArrayFabricState {
             return Err(errors::not_destroyed("Pod", pod));
         }
         self.pods.remove(&key);
-        self.log(array, format!("eradicate_pod {pod}"));
+        self.log(array, format_args!("eradicate_pod {pod}"));
         Ok(())
     }
 
@@ -2050,6 +2123,11 @@ impl ArrayFabricState {
     /// scheduled snapshots are taken at every interval boundary passed, in time order.
     pub fn advance_to(&mut self, now_ms: i64) {
         let target = now_ms.max(self.now_ms);
+        if self.transfers.is_empty() && target < self.schedules_from {
+            // No transfer runs and no schedule is due by `target`: nothing happens.
+            self.now_ms = target;
+            return;
+        }
         while let Some(t) = self.next_event_time().filter(|t| *t <= target) {
             let t = t.max(self.now_ms);
             self.progress_transfers(t);
@@ -2059,6 +2137,7 @@ impl ArrayFabricState {
         }
         self.progress_transfers(target);
         self.now_ms = target;
+        self.schedules_from = self.next_schedule_due().unwrap_or(i64::MAX);
     }
 
     /// Processes whatever is due at the current time (a zero-time transfer, a resumed
@@ -2073,13 +2152,17 @@ impl ArrayFabricState {
             .values()
             .filter(|tr| self.flow(tr) == Flow::Full)
             .map(|tr| tr.accounted_to.saturating_add(tr.remaining_ms));
-        let schedules = self
-            .arrays
+        landings.chain(self.next_schedule_due()).min()
+    }
+
+    /// When the earliest active schedule is due next.
+    fn next_schedule_due(&self) -> Option<i64> {
+        self.arrays
             .values()
             .flat_map(|a| a.groups.values())
             .filter(|g| schedule_active(g))
-            .filter_map(|g| g.next_due);
-        landings.chain(schedules).min()
+            .filter_map(|g| g.next_due)
+            .min()
     }
 
     fn flow(&self, tr: &Transfer) -> Flow {
@@ -2150,15 +2233,15 @@ impl ArrayFabricState {
             .get(&tr.target_array)
             .is_some_and(|a| a.groups.contains_key(&group) && !a.pg_snapshots.contains_key(&name));
         if !usable {
-            self.log(&tr.target_array, format!("transfer_dropped {name}"));
+            self.log(&tr.target_array, format_args!("transfer_dropped {name}"));
             return;
         }
         let mut members = Vec::with_capacity(tr.volumes.len());
-        for c in &tr.volumes {
+        for c in tr.volumes.iter() {
             let snap = SnapRecord {
                 id: self.new_id(),
-                name: format!("{name}.{}", c.name),
-                source: format!("{}:{}", tr.source_array, c.name),
+                name: concat3(&name, ".", &c.name),
+                source: concat3(&tr.source_array, ":", &c.name),
                 source_id: None,
                 created: tr.created,
                 provisioned: c.provisioned,
@@ -2186,7 +2269,7 @@ impl ArrayFabricState {
         if let Some(a) = self.arrays.get_mut(&tr.target_array) {
             a.pg_snapshots.insert(name.clone(), record);
         }
-        self.log(&tr.target_array, format!("transfer_landed {name}"));
+        self.log(&tr.target_array, format_args!("transfer_landed {name}"));
         self.apply_target_retention(&tr.target_array, &group);
     }
 
@@ -2230,7 +2313,7 @@ impl ArrayFabricState {
         }
         for name in doomed {
             self.remove_pg_snapshot(array, &name);
-            self.log(array, format!("retention_eradicated {name}"));
+            self.log(array, format_args!("retention_eradicated {name}"));
         }
     }
 
@@ -2259,10 +2342,10 @@ impl ArrayFabricState {
                 continue;
             }
             match self.take_pg_snapshot(&array, &group, None, true, t) {
-                Ok(s) => self.log(&array, format!("scheduled_snapshot {}", s.name)),
+                Ok(s) => self.log(&array, format_args!("scheduled_snapshot {}", s.name)),
                 Err(e) => self.log(
                     &array,
-                    format!("scheduled_snapshot_failed {group}: {}", e.message),
+                    format_args!("scheduled_snapshot_failed {group}: {}", e.message),
                 ),
             }
         }
@@ -2333,7 +2416,7 @@ impl ArrayFabricState {
         for c in &captured {
             let snap = SnapRecord {
                 id: self.new_id(),
-                name: format!("{name}.{}", c.name),
+                name: concat3(&name, ".", &c.name),
                 source: c.name.clone(),
                 source_id: Some(c.id.clone()),
                 created: t,
@@ -2363,9 +2446,10 @@ impl ArrayFabricState {
         }
         self.log(
             array,
-            format!("create_pg_snapshot {name} replicate={replicate}"),
+            format_args!("create_pg_snapshot {name} replicate={replicate}"),
         );
         let bytes = captured.iter().map(|c| c.provisioned).sum();
+        let captured: Arc<[CapturedVolume]> = captured.into();
         for target in targets {
             let tr = Transfer {
                 source_array: array.to_owned(),
@@ -2378,9 +2462,9 @@ impl ArrayFabricState {
                 remaining_ms: self.transfer_time_ms,
                 accounted_to: t,
                 bytes,
-                volumes: captured.clone(),
+                volumes: Arc::clone(&captured),
             };
-            self.log(array, format!("transfer_started {name} to {target}"));
+            self.log(array, format_args!("transfer_started {name} to {target}"));
             self.transfers.insert((target, tr.target_name()), tr);
         }
         Ok(view)
@@ -2455,11 +2539,11 @@ impl ArrayFabricState {
             .map(|_| key)
     }
 
-    fn after_pod_volume_change(&mut self, array: &str, names: &[String]) {
+    fn after_pod_volume_change(&mut self, array: &str, names: &[&str]) {
         let mut by_pod: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for n in names {
             if let Some(key) = self.synced_pod_key(array, n) {
-                by_pod.entry(key).or_default().push(n.clone());
+                by_pod.entry(key).or_default().push((*n).to_owned());
             }
         }
         for (key, names) in by_pod {
@@ -2564,7 +2648,7 @@ impl ArrayFabricState {
                     p.synced = false;
                     p.split_at = Some(t);
                 }
-                self.log(&members.join(","), format!("pod_split {name}"));
+                self.log(&members.join(","), format_args!("pod_split {name}"));
             } else if !pod.synced && healthy {
                 let mut winner: Option<(u64, &String)> = None;
                 for m in &members {
@@ -2588,7 +2672,10 @@ impl ArrayFabricState {
                     p.synced = true;
                     p.split_at = None;
                 }
-                self.log(&members.join(","), format!("pod_resync {name} from {from}"));
+                self.log(
+                    &members.join(","),
+                    format_args!("pod_resync {name} from {from}"),
+                );
                 self.mirror_whole_pod(key, &from);
             }
         }
@@ -2599,12 +2686,18 @@ impl ArrayFabricState {
     // ----------------------------------------------------------------------------
 
     fn new_id(&self) -> String {
-        self.ids.uuid().to_string()
+        let mut buf = [0u8; 36];
+        // The uuid's `Display` text (hyphenated, lowercase) without the formatter.
+        self.ids
+            .uuid()
+            .hyphenated()
+            .encode_lower(&mut buf)
+            .to_owned()
     }
 
-    fn log(&mut self, array: &str, text: impl AsRef<str>) {
-        self.events
-            .push(format!("{} {array} {}", self.now_ms, text.as_ref()));
+    fn log(&mut self, array: &str, text: impl fmt::Display) {
+        let now = self.now_ms;
+        self.events.push(format_args!("{now} {array} {text}"));
     }
 
     fn arr(&self, name: &str) -> Result<&ArrayRecord, BackendError> {
@@ -2703,15 +2796,8 @@ impl ArrayFabricState {
         source: Option<String>,
         data: Data,
     ) -> VolumeRecord {
-        let serial: String = self
-            .ids
-            .uuid()
-            .simple()
-            .to_string()
-            .to_uppercase()
-            .chars()
-            .take(24)
-            .collect();
+        let mut hex = [0u8; 32];
+        let serial: String = self.ids.uuid().simple().encode_upper(&mut hex)[..24].to_owned();
         VolumeRecord {
             id: self.new_id(),
             name: name.to_owned(),
@@ -2790,10 +2876,15 @@ impl ArrayFabricState {
 
     fn insert_snapshot(&mut self, array: &str, snap: SnapRecord) {
         if let Some(a) = self.arrays.get_mut(array) {
-            a.snaps_by_source
-                .entry(snap.source.clone())
-                .or_default()
-                .insert(snap.name.clone());
+            match a.snaps_by_source.get_mut(&snap.source) {
+                Some(set) => {
+                    set.insert(snap.name.clone());
+                }
+                None => {
+                    a.snaps_by_source
+                        .insert(snap.source.clone(), BTreeSet::from([snap.name.clone()]));
+                }
+            }
             a.snapshots.insert(snap.name.clone(), snap);
         }
     }
@@ -2816,6 +2907,15 @@ impl ArrayFabricState {
             }
         }
     }
+}
+
+/// `a`, `b` and `c` back to back in one allocation of the right size.
+fn concat3(a: &str, b: &str, c: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len() + c.len());
+    s.push_str(a);
+    s.push_str(b);
+    s.push_str(c);
+    s
 }
 
 fn schedule_active(g: &GroupRecord) -> bool {
