@@ -501,13 +501,22 @@ impl Protector {
         } else {
             // Never overwrite a newer copy: the peer moved on (an operation ran there
             // while this site was cut off), and only sync-force may override it.
-            match self.inner.peer.metadata.get_protection_group(&pg.id).await {
-                Ok(Some(remote)) if remote.version > pg.version => (
+            // Only the version is kept: the peer's copy is let go before the new one
+            // is written.
+            let remote = self
+                .inner
+                .peer
+                .metadata
+                .get_protection_group_shared(&pg.id)
+                .await
+                .map(|r| r.map(|r| r.version));
+            match remote {
+                Ok(Some(remote)) if remote > pg.version => (
                     SyncStatusValue::Failed,
-                    Some(remote.version),
+                    Some(remote),
                     Some(format!(
-                        "site {} holds version {} of the group, newer than version {} here",
-                        self.inner.peer.site.name, remote.version, pg.version
+                        "site {} holds version {remote} of the group, newer than version {} here",
+                        self.inner.peer.site.name, pg.version
                     )),
                 ),
                 Ok(_) => match self.inner.peer.metadata.put_protection_group(pg).await {

@@ -72,19 +72,20 @@ pub(crate) enum RunNote {
 /// an operation over thousands of volumes journals thousands of them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LiveResources {
-    /// Position → resource.
-    order: BTreeMap<u64, ResourceRef>,
+    /// Position → resource (one copy of each, shared with `index`).
+    order: BTreeMap<u64, std::sync::Arc<ResourceRef>>,
     /// Resource → position.
-    index: std::collections::HashMap<ResourceRef, u64>,
+    index: std::collections::HashMap<std::sync::Arc<ResourceRef>, u64>,
     next: u64,
 }
 
 impl LiveResources {
     /// Adds `r` at the end unless it is already live (then it keeps its place).
-    fn insert(&mut self, r: &ResourceRef) {
-        if !self.index.contains_key(r) {
+    fn insert(&mut self, r: ResourceRef) {
+        if !self.index.contains_key(&r) {
+            let r = std::sync::Arc::new(r);
             self.index.insert(r.clone(), self.next);
-            self.order.insert(self.next, r.clone());
+            self.order.insert(self.next, r);
             self.next += 1;
         }
     }
@@ -102,7 +103,7 @@ impl LiveResources {
 
     /// The live resources, oldest first.
     pub(crate) fn in_order(&self) -> Vec<ResourceRef> {
-        self.order.values().cloned().collect()
+        self.order.values().map(|r| ResourceRef::clone(r)).collect()
     }
 }
 
@@ -139,13 +140,15 @@ impl RunState {
             }
             JournalEvent::Intent { resource } | JournalEvent::Created { resource } => {
                 self.side_effects = true;
-                self.live.insert(resource);
+                if !self.live.contains(resource) {
+                    self.live.insert(resource.clone());
+                }
             }
             JournalEvent::Released { resource } => {
                 self.live.remove(resource);
             }
             JournalEvent::Note { data } => {
-                if let Ok(note) = serde_json::from_value::<RunNote>(data.clone()) {
+                if let Ok(note) = RunNote::deserialize(data) {
                     self.apply_note(note);
                 }
             }
@@ -153,6 +156,18 @@ impl RunState {
         }
     }
 
+    /// [`Self::apply`] of an event the caller no longer needs.
+    fn apply_owned(&mut self, event: JournalEvent) {
+        match event {
+            JournalEvent::Intent { resource } | JournalEvent::Created { resource } => {
+                self.side_effects = true;
+                self.live.insert(resource);
+            }
+            other => self.apply(&other),
+        }
+    }
+
+    /// Folds a note into the state (what [`Self::apply`] does with its journal entry).
     fn apply_note(&mut self, note: RunNote) {
         match note {
             RunNote::PreviousStatus { status } => {
@@ -194,10 +209,12 @@ impl RunState {
     }
 }
 
-/// A queued journal event: when, what, and who waits for it to be stored.
+/// A queued journal event: when, what (with the note it encodes, if it is one), and
+/// who waits for it to be stored.
 type QueuedEvent = (
     chrono::DateTime<chrono::Utc>,
     JournalEvent,
+    Option<RunNote>,
     tokio::sync::oneshot::Sender<Result<(), String>>,
 );
 
@@ -222,7 +239,7 @@ impl Drop for LeaderGuard<'_> {
         if !self.done {
             let mut q = self.run.journal_queue();
             q.leading = false;
-            for (_, _, tx) in q.pending.drain(..) {
+            for (_, _, _, tx) in q.pending.drain(..) {
                 let _ = tx.send(Err(
                     "the journal write this event waited for was cancelled".to_owned()
                 ));
@@ -345,11 +362,17 @@ impl Run {
     /// for its own event to be stored before it goes on, so each side effect stays
     /// journaled before and after it happens.
     pub(crate) async fn journal(&self, event: JournalEvent) -> StepResult {
+        self.enqueue(event, None).await
+    }
+
+    /// [`Self::journal`] of `event`; `note` is the note it encodes, if it is one (folded
+    /// into the state as it is, rather than decoded again from the event).
+    async fn enqueue(&self, event: JournalEvent, note: Option<RunNote>) -> StepResult {
         let now = self.p.inner.clock.now();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let lead = {
             let mut q = self.journal_queue();
-            q.pending.push((now, event, tx));
+            q.pending.push((now, event, note, tx));
             !std::mem::replace(&mut q.leading, true)
         };
         if lead {
@@ -385,7 +408,14 @@ impl Run {
                 }
                 std::mem::take(&mut q.pending)
             };
-            let events: Vec<_> = batch.iter().map(|(at, e, _)| (*at, e.clone())).collect();
+            let mut events = Vec::with_capacity(batch.len());
+            let mut notes = Vec::with_capacity(batch.len());
+            let mut waiters = Vec::with_capacity(batch.len());
+            for (at, event, note, tx) in batch {
+                events.push((at, event));
+                notes.push(note);
+                waiters.push(tx);
+            }
             let stored = self
                 .p
                 .inner
@@ -394,21 +424,24 @@ impl Run {
                 .append_journal_batch(&self.id, events)
                 .await;
             match stored {
-                Ok(_) => {
+                Ok(entries) => {
                     {
                         let mut state = self.state();
-                        for (_, event, _) in &batch {
-                            state.apply(event);
+                        for (entry, note) in entries.into_iter().zip(notes) {
+                            match note {
+                                Some(note) => state.apply_note(note),
+                                None => state.apply_owned(entry.event),
+                            }
                         }
                     }
-                    for (_, _, tx) in batch {
+                    for tx in waiters {
                         // A writer that stopped waiting needs no answer.
                         let _ = tx.send(Ok(()));
                     }
                 }
                 Err(e) => {
                     let message = e.to_string();
-                    for (_, _, tx) in batch {
+                    for tx in waiters {
                         let _ = tx.send(Err(message.clone()));
                     }
                 }
@@ -419,7 +452,7 @@ impl Run {
     pub(crate) async fn note(&self, note: RunNote) -> StepResult {
         let data = serde_json::to_value(&note)
             .map_err(|e| StepError::Failed(format!("cannot encode a journal note: {e}")))?;
-        self.journal(JournalEvent::Note { data }).await
+        self.enqueue(JournalEvent::Note { data }, Some(note)).await
     }
 
     pub(crate) fn on(&self, service: Service) {
@@ -478,7 +511,7 @@ impl Run {
         {
             return Ok(d);
         }
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let policy = self
             .p
             .inner
@@ -508,6 +541,19 @@ impl Run {
             .local
             .metadata
             .get_protection_group(&self.pg_id)
+            .await?
+            .ok_or_else(|| {
+                StepError::Failed(format!("protection group {} no longer exists", self.pg_id))
+            })
+    }
+
+    /// The group as stored now, shared with the store's copy: for reading only.
+    pub(crate) async fn pg_shared(&self) -> StepResult<std::sync::Arc<ProtectionGroup>> {
+        self.p
+            .inner
+            .local
+            .metadata
+            .get_protection_group_shared(&self.pg_id)
             .await?
             .ok_or_else(|| {
                 StepError::Failed(format!("protection group {} no longer exists", self.pg_id))
@@ -662,7 +708,7 @@ impl Protector {
             .inner
             .local
             .metadata
-            .get_protection_group(&run.pg_id)
+            .get_protection_group_shared(&run.pg_id)
             .await?
             .is_none()
         {
@@ -968,7 +1014,7 @@ impl Run {
             }
             ResourceRef::ArrayVolume { site_id, name } => {
                 let (driver, _) = self.driver().await.map_err(|e| format!("{e:?}"))?;
-                let pg = self.pg().await.map_err(|e| format!("{e:?}"))?;
+                let pg = self.pg_shared().await.map_err(|e| format!("{e:?}"))?;
                 let side = self.p.side_of(&pg, site_id);
                 driver
                     .destroy_volume(side, name)

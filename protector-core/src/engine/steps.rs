@@ -85,7 +85,7 @@ impl Run {
 
     async fn prepare(&self) -> StepResult {
         let op = self.snapshot().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         if self.state().previous_status.is_none() {
             self.note(RunNote::PreviousStatus { status: pg.status })
                 .await?;
@@ -145,8 +145,9 @@ impl Run {
         let c = self.clients(&source).await?;
         let total = pg.members.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<StepResult> = stream::iter(pg.members.iter().cloned())
-            .map(|m| {
+        let results: Vec<StepResult> = stream::iter(0..pg.members.len())
+            .map(|i| {
+                let m = &pg.members[i];
                 let c = c.clone();
                 let source = source.clone();
                 let done = &done;
@@ -476,7 +477,7 @@ impl Run {
 
     async fn get_snapshot(&self) -> StepResult {
         let (source, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let (driver, spec) = self.driver().await?;
         let source_side = self.p.side_of(&pg, &source);
         let volumes: Vec<&MemberVolume> =
@@ -511,14 +512,14 @@ impl Run {
         let done = std::sync::atomic::AtomicUsize::new(0);
         // One lookup per volume, concurrently within the array fan-out limit: one
         // after the other, their round trips add up.
-        let results: Vec<StepResult> = stream::iter(volumes.into_iter().cloned())
-            .map(|v| {
+        let results: Vec<StepResult> = stream::iter(0..volumes.len())
+            .map(|i| {
+                let v: &MemberVolume = volumes[i];
                 let driver = driver.clone();
                 let spec = &spec;
                 let array = &array;
                 let done = &done;
                 async move {
-                    let v = &v;
                     if !self.state().replicas.contains_key(&v.volume_id) {
                         let replica = driver
                             .newest_replica(spec, source_side, &v.array_volume_name)
@@ -550,7 +551,7 @@ impl Run {
     async fn promote_volumes(&self, step: StepId) -> StepResult {
         let op = self.snapshot().await;
         let (_, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let c = self.clients(&target).await?;
         let (driver, _) = self.driver().await?;
         let test = op.operation_type == OperationType::TestFailover;
@@ -584,8 +585,9 @@ impl Run {
         // A member boots as soon as its own volumes are managed, while the others are
         // still being promoted.
         let early = EarlyBoot::prepare(self, &c, &pg, &op).await?;
-        let results: Vec<StepResult> = stream::iter(volumes.into_iter().cloned())
-            .map(|v| {
+        let results: Vec<StepResult> = stream::iter(0..volumes.len())
+            .map(|i| {
+                let v: &MemberVolume = volumes[i];
                 let c = c.clone();
                 let driver = driver.clone();
                 let target = target.clone();
@@ -600,7 +602,6 @@ impl Run {
                 let op = &op;
                 let pg_id = pg.id.to_string();
                 async move {
-                    let v = &v;
                     if !self.state().managed.contains_key(&v.volume_id) {
                         if let Some(existing) = tagged.get(v.volume_id.as_str()) {
                             let existing = c
@@ -766,19 +767,20 @@ impl Run {
     async fn recreate_instances(&self) -> StepResult {
         let op = self.snapshot().await;
         let (_, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let c = self.clients(&target).await?;
         let test = op.operation_type == OperationType::TestFailover;
         let op_id = op.id.to_string();
         let tagged = self.tagged_servers(&c, &op_id).await?;
         let flavors = c.compute.list_flavors().await?;
-        let mut members: Vec<Member> = pg.members.clone();
+        let mut members: Vec<&Member> = pg.members.iter().collect();
         members.sort_by_key(|m| m.boot_order);
         let total = members.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let started = op.started_at.unwrap_or(op.created_at);
-        let results: Vec<StepResult> = stream::iter(members)
-            .map(|m| {
+        let results: Vec<StepResult> = stream::iter(0..members.len())
+            .map(|i| {
+                let m: &Member = members[i];
                 let c = c.clone();
                 let target = target.clone();
                 let tagged = &tagged;
@@ -787,7 +789,6 @@ impl Run {
                 let op = &op;
                 let pg = &pg;
                 async move {
-                    let m = &m;
                     let failed_early = self.state().member_failed.get(&m.id).cloned();
                     let outcome = if let Some(reason) = failed_early {
                         Err(StepError::Failed(reason))
@@ -1069,9 +1070,19 @@ impl Run {
     async fn failover_finalize(&self) -> StepResult {
         let op = self.snapshot().await;
         let (source, target) = self.sites().await;
-        let pg = self.pg().await?;
-        let state = self.state().clone();
-        let partial = !state.member_failed.is_empty();
+        let pg = self.pg_shared().await?;
+        // Only what finalize needs: the whole state also holds every replica and every
+        // live resource of the operation.
+        let (managed, booted, member_failed, replica_time) = {
+            let state = self.state();
+            (
+                state.managed.clone(),
+                state.booted.clone(),
+                state.member_failed.clone(),
+                state.replicas.values().map(|r| r.created_at).max(),
+            )
+        };
+        let partial = !member_failed.is_empty();
         let already = match op.operation_type {
             OperationType::Failover => {
                 matches!(
@@ -1096,7 +1107,7 @@ impl Run {
                 .get(&target)
                 .and_then(|b| b.consistency_group_id.clone())
             {
-                let ids: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
+                let ids: Vec<VolumeId> = managed.values().map(|(id, _)| id.clone()).collect();
                 self.on(Service::BlockStorage);
                 if let Err(e) = c.block_storage.update_group(&gid, &ids, &[]).await {
                     warnings.push(format!(
@@ -1107,7 +1118,7 @@ impl Run {
             let mut new_source = None;
             if op.operation_type == OperationType::Failback && op.parameters.reverse_replication {
                 let (driver, spec) = self.driver().await?;
-                let names: Vec<String> = state.managed.values().map(|(_, n)| n.clone()).collect();
+                let names: Vec<String> = managed.values().map(|(_, n)| n.clone()).collect();
                 self.on(Service::FlashArray);
                 match driver
                     .reverse_replication(&spec, self.p.side_of(&pg, &target), &names)
@@ -1141,24 +1152,23 @@ impl Run {
             let now = self.p.inner.clock.now();
             let kind = op.operation_type;
             let mappings = op.parameters.mappings.clone();
-            let replica_time = state.replicas.values().map(|r| r.created_at).max();
             let (s2, t2) = (source.clone(), target.clone());
-            let state = state.clone();
+            let (managed, booted, member_failed) = (&managed, &booted, &member_failed);
             self.update_pg(move |pg| {
                 let mut stale = StaleResources::default();
                 for m in &mut pg.members {
                     stale.servers.push(m.instance_id.clone());
                     for v in &mut m.volumes {
                         stale.volumes.push(v.volume_id.clone());
-                        if let Some((id, name)) = state.managed.get(&v.volume_id) {
+                        if let Some((id, name)) = managed.get(&v.volume_id) {
                             v.volume_id = id.clone();
                             v.array_volume_name = name.clone();
                         }
                     }
-                    if let Some(sid) = state.booted.get(&m.id) {
+                    if let Some(sid) = booted.get(&m.id) {
                         m.instance_id = sid.clone();
                     }
-                    m.status = if state.member_failed.contains_key(&m.id) {
+                    m.status = if member_failed.contains_key(&m.id) {
                         MemberStatus::Failed
                     } else {
                         MemberStatus::Protected
@@ -1200,33 +1210,33 @@ impl Run {
             })
             .await?;
         }
-        let result = self.result_data(&pg, &state, warnings);
+        let result = self.result_data(&pg, &booted, &member_failed, warnings);
         self.set_result(result).await
     }
 
     fn result_data(
         &self,
         pg: &ProtectionGroup,
-        state: &super::runner::RunState,
+        booted: &BTreeMap<MemberId, ServerId>,
+        member_failed: &BTreeMap<MemberId, String>,
         warnings: Vec<String>,
     ) -> serde_json::Value {
         let created: Vec<serde_json::Value> = pg
             .members
             .iter()
             .filter_map(|m| {
-                let id = state.booted.get(&m.id)?;
-                (!state.member_failed.contains_key(&m.id))
+                let id = booted.get(&m.id)?;
+                (!member_failed.contains_key(&m.id))
                     .then(|| json!({"name": m.instance_name, "id": id}))
             })
             .collect();
         let mut out = json!({ "instances_created": created });
-        if !state.member_failed.is_empty() {
+        if !member_failed.is_empty() {
             out["members_failed"] = pg
                 .members
                 .iter()
                 .filter_map(|m| {
-                    state
-                        .member_failed
+                    member_failed
                         .get(&m.id)
                         .map(|r| json!({"name": m.instance_name, "id": m.id, "reason": r}))
                 })
@@ -1244,7 +1254,7 @@ impl Run {
     async fn test_finalize(&self) -> StepResult {
         let op = self.snapshot().await;
         let (_, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let state = self.state().clone();
         let op_id = op.id.clone();
         let servers: Vec<ServerId> = state.booted.values().cloned().collect();
@@ -1260,7 +1270,7 @@ impl Run {
             Ok(())
         })
         .await?;
-        let mut result = self.result_data(&pg, &state, Vec::new());
+        let mut result = self.result_data(&pg, &state.booted, &state.member_failed, Vec::new());
         let checks: Vec<serde_json::Value> = pg
             .members
             .iter()
@@ -1355,7 +1365,7 @@ impl Run {
         }
         if !arrays.is_empty() {
             let (driver, _) = self.driver().await?;
-            let pg = self.pg().await?;
+            let pg = self.pg_shared().await?;
             let side = self.p.side_of(&pg, &target);
             for (i, name) in arrays.iter().enumerate() {
                 self.on(Service::FlashArray);
@@ -1369,7 +1379,7 @@ impl Run {
 
     async fn cleanup_finalize(&self) -> StepResult {
         let (servers, volumes, arrays) = self.state().cleanup.clone().unwrap_or_default();
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         if pg.test_resources.is_some() {
             self.update_pg(|pg| {
                 pg.test_resources = None;
@@ -1389,7 +1399,7 @@ impl Run {
 
     async fn reconcile_members(&self) -> StepResult {
         let (source, _) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let c = self.clients(&source).await?;
         let mut added_total = 0usize;
         let mut removed_total = 0usize;
@@ -1457,7 +1467,7 @@ impl Run {
 
     async fn replicate(&self) -> StepResult {
         let (source, _) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let (driver, spec) = self.driver().await?;
         let side = self.p.side_of(&pg, &source);
         self.on(Service::FlashArray);

@@ -27,11 +27,12 @@ use crate::ports::{
 };
 
 /// Runs `call` within `limit`; on expiry a `Transient` error of `service` naming `what`
-/// (marked possibly applied when the call changes state).
+/// (marked possibly applied when the call changes state). `what` is only written out
+/// when the call times out.
 async fn within<T>(
     limit: Duration,
     service: Service,
-    what: &str,
+    what: impl FnOnce() -> String,
     mutating: bool,
     call: impl Future<Output = Result<T, BackendError>>,
 ) -> Result<T, BackendError> {
@@ -41,7 +42,7 @@ async fn within<T>(
             let e = BackendError::new(
                 BackendErrorKind::Transient,
                 service,
-                format!("{what} did not answer within {}s", limit.as_secs_f64()),
+                format!("{} did not answer within {}s", what(), limit.as_secs_f64()),
             );
             Err(if mutating { e.maybe_applied() } else { e })
         }
@@ -100,7 +101,7 @@ impl SiteConnector for DeadlineConnector {
         let clients = within(
             self.limit,
             Service::Identity,
-            "authentication",
+            || "authentication".to_owned(),
             false,
             self.inner.connect(ctx),
         )
@@ -112,7 +113,7 @@ impl SiteConnector for DeadlineConnector {
         within(
             self.limit,
             Service::Identity,
-            "reachability probe",
+            || "reachability probe".to_owned(),
             false,
             self.inner.probe(),
         )
@@ -128,11 +129,10 @@ struct DeadlineCompute {
 #[async_trait]
 impl Compute for DeadlineCompute {
     async fn get_server(&self, id: &ServerId) -> Result<Server, BackendError> {
-        let what = format!("GET server {id}");
         within(
             self.limit,
             Service::Compute,
-            &what,
+            || format!("GET server {id}"),
             false,
             self.inner.get_server(id),
         )
@@ -142,51 +142,47 @@ impl Compute for DeadlineCompute {
         within(
             self.limit,
             Service::Compute,
-            "list servers",
+            || "list servers".to_owned(),
             false,
             self.inner.list_servers(),
         )
         .await
     }
     async fn create_server(&self, request: &ServerCreate) -> Result<Server, BackendError> {
-        let what = format!("create server {}", request.name);
         within(
             self.limit,
             Service::Compute,
-            &what,
+            || format!("create server {}", request.name),
             true,
             self.inner.create_server(request),
         )
         .await
     }
     async fn stop_server(&self, id: &ServerId) -> Result<(), BackendError> {
-        let what = format!("stop server {id}");
         within(
             self.limit,
             Service::Compute,
-            &what,
+            || format!("stop server {id}"),
             true,
             self.inner.stop_server(id),
         )
         .await
     }
     async fn start_server(&self, id: &ServerId) -> Result<(), BackendError> {
-        let what = format!("start server {id}");
         within(
             self.limit,
             Service::Compute,
-            &what,
+            || format!("start server {id}"),
             true,
             self.inner.start_server(id),
         )
         .await
     }
     async fn delete_server(&self, id: &ServerId) -> Result<(), BackendError> {
-        let what = format!("delete server {id}");
         within(
             self.limit,
             Service::Compute,
-            &what,
+            || format!("delete server {id}"),
             true,
             self.inner.delete_server(id),
         )
@@ -196,7 +192,7 @@ impl Compute for DeadlineCompute {
         within(
             self.limit,
             Service::Compute,
-            "list flavors",
+            || "list flavors".to_owned(),
             false,
             self.inner.list_flavors(),
         )
@@ -212,11 +208,10 @@ struct DeadlineBlockStorage {
 #[async_trait]
 impl BlockStorage for DeadlineBlockStorage {
     async fn get_volume(&self, id: &VolumeId) -> Result<Volume, BackendError> {
-        let what = format!("GET volume {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("GET volume {id}"),
             false,
             self.inner.get_volume(id),
         )
@@ -226,40 +221,37 @@ impl BlockStorage for DeadlineBlockStorage {
         within(
             self.limit,
             Service::BlockStorage,
-            "list volumes",
+            || "list volumes".to_owned(),
             false,
             self.inner.list_volumes(),
         )
         .await
     }
     async fn manage_volume(&self, request: &ManageVolume) -> Result<Volume, BackendError> {
-        let what = format!("manage volume {}", request.name);
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("manage volume {}", request.name),
             true,
             self.inner.manage_volume(request),
         )
         .await
     }
     async fn unmanage_volume(&self, id: &VolumeId) -> Result<(), BackendError> {
-        let what = format!("unmanage volume {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("unmanage volume {id}"),
             true,
             self.inner.unmanage_volume(id),
         )
         .await
     }
     async fn delete_volume(&self, id: &VolumeId) -> Result<(), BackendError> {
-        let what = format!("delete volume {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("delete volume {id}"),
             true,
             self.inner.delete_volume(id),
         )
@@ -269,7 +261,7 @@ impl BlockStorage for DeadlineBlockStorage {
         within(
             self.limit,
             Service::BlockStorage,
-            "list volume types",
+            || "list volume types".to_owned(),
             false,
             self.inner.list_volume_types(),
         )
@@ -279,29 +271,27 @@ impl BlockStorage for DeadlineBlockStorage {
         within(
             self.limit,
             Service::BlockStorage,
-            "list volume services",
+            || "list volume services".to_owned(),
             false,
             self.inner.list_volume_services(),
         )
         .await
     }
     async fn create_group(&self, request: &GroupCreate) -> Result<VolumeGroup, BackendError> {
-        let what = format!("create group {}", request.name);
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("create group {}", request.name),
             true,
             self.inner.create_group(request),
         )
         .await
     }
     async fn get_group(&self, id: &GroupId) -> Result<VolumeGroup, BackendError> {
-        let what = format!("GET group {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("GET group {id}"),
             false,
             self.inner.get_group(id),
         )
@@ -313,22 +303,20 @@ impl BlockStorage for DeadlineBlockStorage {
         add: &[VolumeId],
         remove: &[VolumeId],
     ) -> Result<(), BackendError> {
-        let what = format!("update group {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("update group {id}"),
             true,
             self.inner.update_group(id, add, remove),
         )
         .await
     }
     async fn delete_group(&self, id: &GroupId, delete_volumes: bool) -> Result<(), BackendError> {
-        let what = format!("delete group {id}");
         within(
             self.limit,
             Service::BlockStorage,
-            &what,
+            || format!("delete group {id}"),
             true,
             self.inner.delete_group(id, delete_volumes),
         )
@@ -344,11 +332,10 @@ struct DeadlineNetworking {
 #[async_trait]
 impl Networking for DeadlineNetworking {
     async fn get_network(&self, id: &NetworkId) -> Result<Network, BackendError> {
-        let what = format!("GET network {id}");
         within(
             self.limit,
             Service::Network,
-            &what,
+            || format!("GET network {id}"),
             false,
             self.inner.get_network(id),
         )
@@ -358,7 +345,7 @@ impl Networking for DeadlineNetworking {
         within(
             self.limit,
             Service::Network,
-            "list networks",
+            || "list networks".to_owned(),
             false,
             self.inner.list_networks(),
         )

@@ -4,6 +4,8 @@
 //! benchmarks) and [`SqliteStore`] (the embedded default: one file per site, WAL,
 //! versioned schema, crash-safe).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::StoreError;
@@ -73,6 +75,16 @@ pub trait MetadataStore: Send + Sync {
         &self,
         id: &ProtectionGroupId,
     ) -> Result<Option<ProtectionGroup>, StoreError>;
+    /// One group by id, shared: a store that keeps the group it last read or wrote
+    /// hands out that copy instead of building a new one (groups of thousands of
+    /// members are read at every step of an operation). The default wraps
+    /// [`MetadataStore::get_protection_group`].
+    async fn get_protection_group_shared(
+        &self,
+        id: &ProtectionGroupId,
+    ) -> Result<Option<Arc<ProtectionGroup>>, StoreError> {
+        Ok(self.get_protection_group(id).await?.map(Arc::new))
+    }
     /// Groups of a project (all projects when `None`), by name.
     async fn list_protection_groups(
         &self,

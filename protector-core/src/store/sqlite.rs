@@ -179,16 +179,25 @@ struct Inner {
     conn: Mutex<Connection>,
     /// The file as given, for error messages.
     path: String,
-    /// The group last written or read, with its document: a read that finds the
-    /// same document (byte for byte) reuses it instead of parsing again. Groups of
-    /// thousands of members are read at every step of an operation.
+    /// The group last written or read through this connection. Groups of thousands
+    /// of members are read at every step of an operation: while the file holds the
+    /// same document, a read reuses this copy instead of fetching and parsing the
+    /// document (megabytes) again.
     last_group: Mutex<Option<CachedGroup>>,
 }
 
-/// A parsed protection group and the document it was parsed from.
+/// A parsed protection group and when it was stored or read.
+///
+/// The copy is current as long as the connection's `PRAGMA data_version` is the one
+/// recorded (no other connection, in this process or another, has committed since)
+/// and this store has not written or deleted the group since (it drops the copy
+/// first when it does).
 struct CachedGroup {
-    document: String,
-    group: ProtectionGroup,
+    /// `PRAGMA data_version` of the connection, read before the document was.
+    data_version: i64,
+    /// Length of the stored document: sizes the buffer of the next write.
+    document_len: usize,
+    group: Arc<ProtectionGroup>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -233,8 +242,41 @@ impl<T> ResultExt<T> for rusqlite::Result<T> {
     }
 }
 
+/// `t` as RFC 3339 with nanoseconds and `Z`, exactly as
+/// `to_rfc3339_opts(SecondsFormat::Nanos, true)` writes it; written directly for the
+/// years 0000–9999 (every journal entry carries one), by chrono otherwise.
 fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    use chrono::{Datelike, Timelike};
+    let n = t.naive_utc();
+    let year = n.year();
+    let nanos = n.nanosecond();
+    let Ok(year) = u32::try_from(year) else {
+        return t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        // Out of the fixed-width range, or a leap second.
+        return t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    }
+    let mut out = *b"0000-00-00T00:00:00.000000000Z";
+    digits(&mut out[0..4], year);
+    digits(&mut out[5..7], n.month());
+    digits(&mut out[8..10], n.day());
+    digits(&mut out[11..13], n.hour());
+    digits(&mut out[14..16], n.minute());
+    digits(&mut out[17..19], n.second());
+    digits(&mut out[20..29], nanos);
+    std::str::from_utf8(&out).map_or_else(
+        |_| t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        str::to_owned,
+    )
+}
+
+/// Writes the last `out.len()` decimal digits of `value` into `out`, zero-padded.
+fn digits(out: &mut [u8], mut value: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b"0123456789"[(value % 10) as usize];
+        value /= 10;
+    }
 }
 
 fn corrupt(path: &str, reason: String) -> StoreError {
@@ -270,6 +312,26 @@ fn to_json<T: Serialize + ?Sized>(
         what: what(),
         source,
     })
+}
+
+/// [`to_json`] into a buffer of `capacity` bytes to start with (a good guess avoids
+/// growing a large document's buffer step by step).
+fn to_json_sized<T: Serialize + ?Sized>(
+    what: impl FnOnce() -> String,
+    value: &T,
+    capacity: usize,
+) -> Result<String, StoreError> {
+    let mut buffer = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut buffer, value)
+        .and_then(|()| {
+            String::from_utf8(buffer).map_err(|e| {
+                serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+        })
+        .map_err(|source| StoreError::Codec {
+            what: what(),
+            source,
+        })
 }
 
 fn from_json<T: DeserializeOwned>(
@@ -482,36 +544,37 @@ impl SqliteStore {
         f(&mut conn, &self.inner.path)
     }
 
-    /// Parses a group's document, or clones the cached group when the document is the
-    /// one it was parsed from.
-    fn read_group_cached(&self, id: &str, document: String) -> Result<ProtectionGroup, StoreError> {
-        let mut cache = self
-            .inner
+    /// Takes the cached group out (a write or delete is about to change it).
+    fn forget_group(&self) -> Option<CachedGroup> {
+        self.inner
             .last_group
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = cache.as_ref() {
-            if c.group.id.as_str() == id && c.document == document {
-                return Ok(c.group.clone());
-            }
-        }
-        let group = read_group(id, &document)?;
-        *cache = Some(CachedGroup {
-            document,
-            group: group.clone(),
-        });
-        Ok(group)
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
-    /// Remembers what was just written for a group.
-    fn remember_group(&self, group: &ProtectionGroup, document: String) {
+    /// The cached group if it is `id` as stored at `data_version`.
+    fn cached_group(&self, id: &str, data_version: i64) -> Option<Arc<ProtectionGroup>> {
+        self.inner
+            .last_group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|c| c.group.id.as_str() == id && c.data_version == data_version)
+            .map(|c| c.group.clone())
+    }
+
+    /// Remembers `group`, stored at `data_version` as a document of `document_len`
+    /// bytes.
+    fn remember_group(&self, group: Arc<ProtectionGroup>, data_version: i64, document_len: usize) {
         *self
             .inner
             .last_group
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(CachedGroup {
-            document,
-            group: group.clone(),
+            data_version,
+            document_len,
+            group,
         });
     }
 
@@ -527,9 +590,11 @@ impl SqliteStore {
         let documents = events
             .iter()
             .map(|(_, event)| {
-                to_json(
+                // Most events take a few hundred bytes.
+                to_json_sized(
                     || format!("journal event of {}", operation_key(id.as_str())),
                     event,
+                    512,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -732,6 +797,12 @@ impl SiteRow {
             application_credential_secret: row.get(9)?,
         })
     }
+}
+
+/// The connection's `PRAGMA data_version`: it changes when another connection commits.
+fn data_version(conn: &Connection, path: &str) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "data_version", |r| r.get(0))
+        .db(path)
 }
 
 fn read_group(id: &str, document: &str) -> Result<ProtectionGroup, StoreError> {
@@ -965,8 +1036,19 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError> {
-        let document = to_json(|| group_key(&pg.id), pg)?;
-        self.with_conn(|conn, path| {
+        // The cached copy is replaced below: let it go first, so the old and the new
+        // document (megabytes for a large group) are not both held while writing. Its
+        // length sizes the new document's buffer.
+        let previous = self
+            .forget_group()
+            .filter(|c| c.group.id == pg.id)
+            .map_or(0, |c| c.document_len);
+        let document = to_json_sized(|| group_key(&pg.id), pg, previous + previous / 8)?;
+        let document_len = document.len();
+        let version = self.with_conn(|conn, path| {
+            // Read before writing: a commit of another connection in between leaves the
+            // copy remembered below looking outdated, never current.
+            let version = data_version(conn, path)?;
             // An upsert, not `INSERT OR REPLACE`: replacing would delete the row and
             // cascade to the group's policy and sync state.
             conn.prepare_cached(
@@ -992,9 +1074,9 @@ impl MetadataStore for SqliteStore {
                     )
                 })
             })?;
-            Ok(())
+            Ok(version)
         })?;
-        self.remember_group(pg, document);
+        self.remember_group(Arc::new(pg.clone()), version, document_len);
         Ok(())
     }
 
@@ -1002,22 +1084,46 @@ impl MetadataStore for SqliteStore {
         &self,
         id: &ProtectionGroupId,
     ) -> Result<Option<ProtectionGroup>, StoreError> {
-        self.with_conn(|conn, path| {
+        Ok(self
+            .get_protection_group_shared(id)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_protection_group_shared(
+        &self,
+        id: &ProtectionGroupId,
+    ) -> Result<Option<Arc<ProtectionGroup>>, StoreError> {
+        let (version, document) = self.with_conn(|conn, path| {
+            // The version first: a commit between the two reads makes the copy
+            // remembered below look outdated, never current.
+            let version = data_version(conn, path)?;
+            if let Some(group) = self.cached_group(id.as_str(), version) {
+                return Ok((version, Err(group)));
+            }
             let document: Option<String> = conn
                 .prepare_cached("SELECT document FROM protection_groups WHERE id = ?1")
                 .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
                 .db(path)?;
-            Ok(document)
-        })?
-        .map(|d| self.read_group_cached(id.as_str(), d))
-        .transpose()
+            Ok((version, Ok(document)))
+        })?;
+        match document {
+            Err(cached) => Ok(Some(cached)),
+            Ok(None) => Ok(None),
+            Ok(Some(document)) => {
+                let group = Arc::new(read_group(id.as_str(), &document)?);
+                self.remember_group(group.clone(), version, document.len());
+                Ok(Some(group))
+            }
+        }
     }
 
     async fn list_protection_groups(
         &self,
         project: Option<&ProjectId>,
     ) -> Result<Vec<ProtectionGroup>, StoreError> {
-        self.with_conn(|conn, path| {
+        let (version, rows) = self.with_conn(|conn, path| {
+            let version = data_version(conn, path)?;
             let rows: Vec<(String, String)> = conn
                 .prepare_cached(
                     "SELECT id, document FROM protection_groups \
@@ -1030,14 +1136,18 @@ impl MetadataStore for SqliteStore {
                     .collect()
                 })
                 .db(path)?;
-            Ok(rows)
-        })?
-        .into_iter()
-        .map(|(id, d)| self.read_group_cached(&id, d))
-        .collect()
+            Ok((version, rows))
+        })?;
+        rows.into_iter()
+            .map(|(id, d)| match self.cached_group(&id, version) {
+                Some(group) => Ok(Arc::unwrap_or_clone(group)),
+                None => read_group(&id, &d),
+            })
+            .collect()
     }
 
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError> {
+        self.forget_group();
         self.with_conn(|conn, path| {
             // Policy and sync state go with it (ON DELETE CASCADE).
             let n = conn
@@ -1172,6 +1282,72 @@ mod tests {
     fn note(i: i64) -> JournalEvent {
         JournalEvent::Note {
             data: serde_json::json!({ "member": i }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_changed_through_another_handle_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.db");
+        let (a, b) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let mut g = group("pg-1", "p1", "app");
+        a.put_protection_group(&g).await.unwrap();
+        assert_eq!(
+            b.get_protection_group(&g.id).await.unwrap(),
+            Some(g.clone())
+        );
+        // `b` now holds a copy; `a` changes the group twice, then deletes it.
+        for version in [7, 8] {
+            g.version = version;
+            a.put_protection_group(&g).await.unwrap();
+            let seen = b.get_protection_group_shared(&g.id).await.unwrap().unwrap();
+            assert_eq!(seen.version, version);
+            let seen = a.get_protection_group(&g.id).await.unwrap().unwrap();
+            assert_eq!(seen.version, version);
+        }
+        assert_eq!(
+            b.list_protection_groups(None).await.unwrap(),
+            vec![g.clone()]
+        );
+        a.delete_protection_group(&g.id).await.unwrap();
+        assert_eq!(b.get_protection_group(&g.id).await.unwrap(), None);
+        assert_eq!(a.get_protection_group(&g.id).await.unwrap(), None);
+        // A write through `b` is seen by `a`, and by `b` itself.
+        b.put_protection_group(&g).await.unwrap();
+        g.version = 9;
+        b.put_protection_group(&g).await.unwrap();
+        assert_eq!(
+            a.get_protection_group(&g.id).await.unwrap(),
+            Some(g.clone())
+        );
+        assert_eq!(b.get_protection_group(&g.id).await.unwrap(), Some(g));
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut samples = vec![
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(),
+        ];
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let secs = i64::try_from(seed % 253_402_300_800).unwrap();
+            let nanos = u32::try_from((seed >> 20) % 1_000_000_000).unwrap();
+            samples.push(Utc.timestamp_opt(secs, nanos).unwrap());
+        }
+        for t in samples {
+            assert_eq!(ts(&t), t.to_rfc3339_opts(SecondsFormat::Nanos, true));
         }
     }
 
