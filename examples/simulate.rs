@@ -3,7 +3,10 @@
 //! ```text
 //! cargo run --release --example simulate -- --seeds 0..100000
 //! PROTECTOR_SIM_SEED=42 cargo run --release --example simulate   # replay one seed
+//! RUST_LOG=protector_core=debug PROTECTOR_SIM_SEED=42 cargo run --release --example simulate
 //! ```
+//!
+//! With `RUST_LOG` set, the engine's log goes to stderr at that level.
 //!
 //! Prints one line per failing seed (with its replay command) and the totals.
 
@@ -41,6 +44,12 @@ fn main() {
             }
         }
         i += 1;
+    }
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
     if std::env::var(protector::sim::SEED_ENV).is_ok() {
         let s = protector::sim::seed_from_env(0);

@@ -687,7 +687,7 @@ impl Protector {
                 project_id: op.project_id.clone(),
                 roles: vec!["member".into()],
             });
-        let run = Run {
+        let run = std::sync::Arc::new(Run {
             p: self.clone(),
             id: id.clone(),
             pg_id: op.protection_group_id.clone(),
@@ -702,7 +702,7 @@ impl Protector {
             journal_queue: StdMutex::new(JournalQueue::default()),
             pg_lock: tokio::sync::Mutex::new(()),
             stale_warning: StdMutex::new(None),
-        };
+        });
         if run
             .p
             .inner
@@ -736,12 +736,12 @@ impl Protector {
         }
         let op_type = run.op.lock().await.operation_type;
         // A failover or failback removes the stale resources an earlier failover left
-        // on its target alongside the steps after `validate_target` (off the critical
-        // path), and waits for that before `finalize`. If it fails, the operation fails
-        // at its next step boundary.
+        // on its target in a task of its own, alongside the steps after
+        // `validate_target` (off the critical path), and waits for it before `finalize`.
+        // If it fails, the operation fails at its next step boundary. The task ends with
+        // this run, however it ends (a crash included).
         let defers_cleanup = matches!(op_type, OperationType::Failover | OperationType::Failback);
-        let mut cleanup: Option<futures::future::BoxFuture<'_, StepResult>> = None;
-        let mut cleaned: Option<StepResult> = None;
+        let mut cleanup: Option<CleanupTask> = None;
         let mut cleanup_started = false;
         for spec in progress::plan(op_type) {
             if defers_cleanup && !cleanup_started {
@@ -751,7 +751,10 @@ impl Protector {
                 {
                     drop(state);
                     cleanup_started = true;
-                    cleanup = Some(Box::pin(BACKGROUND.scope((), run.remove_stale_deferred())));
+                    let r = run.clone();
+                    cleanup = Some(CleanupTask(tokio::spawn(
+                        BACKGROUND.scope((), async move { r.remove_stale_deferred().await }),
+                    )));
                 }
             }
             if run.state().completed.contains(&spec.step) {
@@ -777,15 +780,14 @@ impl Protector {
             }
             let limit = self.inner.config.step_timeout(spec.step);
             let step = async {
-                if spec.step == StepId::Finalize {
-                    if let Some(pending) = cleanup.take() {
-                        cleaned = Some(pending.await);
+                // A finished cleanup's failure fails this step; `finalize` waits for it.
+                let finished = cleanup.as_ref().is_some_and(CleanupTask::is_finished);
+                if finished || spec.step == StepId::Finalize {
+                    if let Some(task) = cleanup.take() {
+                        task.join().await?;
                     }
                 }
-                if let Some(Err(e)) = cleaned.take() {
-                    return Err(e);
-                }
-                alongside(run.execute(spec.step), &mut cleanup, &mut cleaned).await
+                run.execute(spec.step).await
             };
             let outcome = match tokio::time::timeout(limit, step).await {
                 Ok(r) => r,
@@ -822,6 +824,12 @@ impl Protector {
                 }
                 Err(StepError::Failed(message)) => {
                     tracing::warn!(operation = %id, step = %spec.step, error = %message, "step failed");
+                    // An unfinished cleanup stops before anything else is written; the
+                    // group keeps recording what is left, and the next failover or
+                    // failback to the site removes it.
+                    if let Some(task) = cleanup.take() {
+                        task.cancel().await;
+                    }
                     let _ = run
                         .journal(JournalEvent::StepFailed {
                             step: spec.step,
@@ -836,9 +844,6 @@ impl Protector {
                         op.error_message.get_or_insert(message.clone());
                         run.persist(&mut op).await?;
                     }
-                    // An unfinished cleanup stops here; the group keeps recording what
-                    // is left, and the next failover or failback to the site removes it.
-                    drop(cleanup.take());
                     run.finish_failed(Some(message)).await?;
                     return Ok(());
                 }
@@ -856,28 +861,35 @@ impl Protector {
     }
 }
 
-/// Runs `step` to its end while also driving the deferred cleanup, if one is pending
-/// (a finished cleanup leaves its outcome in `cleaned`).
-async fn alongside<'a, F>(
-    step: F,
-    cleanup: &mut Option<futures::future::BoxFuture<'a, StepResult>>,
-    cleaned: &mut Option<StepResult>,
-) -> F::Output
-where
-    F: std::future::Future,
-{
-    tokio::pin!(step);
-    loop {
-        let Some(pending) = cleanup.as_mut() else {
-            return step.await;
-        };
-        tokio::select! {
-            out = &mut step => return out,
-            done = pending => {
-                *cleanup = None;
-                *cleaned = Some(done);
-            }
+/// The deferred stale cleanup of a run, in a task of its own; dropping this cancels the
+/// task.
+struct CleanupTask(tokio::task::JoinHandle<StepResult>);
+
+impl CleanupTask {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// Waits for the cleanup and returns its outcome.
+    async fn join(mut self) -> StepResult {
+        match (&mut self.0).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(StepError::Failed(format!(
+                "the removal of stale resources stopped: {e}"
+            ))),
         }
+    }
+
+    /// Stops the cleanup and waits until it has let go of everything it held.
+    async fn cancel(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for CleanupTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
