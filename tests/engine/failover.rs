@@ -496,3 +496,39 @@ async fn stale_volumes_that_cannot_be_deleted_leave_a_warning_and_stay_recorded(
     }
     fx.check().await;
 }
+
+/// A step fails while the stale servers are still being deleted (their deletion hangs):
+/// the cleanup is stopped, the failback ends failed and rolled back instead of waiting
+/// on it, and the group still records the stale resources.
+#[tokio::test(start_paused = true)]
+async fn a_failback_whose_step_fails_during_the_stale_cleanup_ends_and_keeps_them_recorded() {
+    let fx = Setup::new(seed(63)).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    assert_completed(&fx.finish(&fx.a, op).await);
+    let a = fx.world.site(SimSite::A).site_id.clone();
+    let stale = fx.pg(SimSite::B).await.stale.get(&a).cloned();
+
+    let _hang = fx.world.fault(
+        protector::sim::FaultRule::hang()
+            .on_call(protector::sim::CallKind::DeleteServer)
+            .on_site(SimSite::A),
+    );
+    let _copy = fx.world.fault(
+        protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Conflict, "busy")
+            .on_call(protector::sim::CallKind::Array("copy_volume"))
+            .on_site(SimSite::A),
+    );
+    let op =
+        fx.b.failback(&fx.ctx, PG, fx.failback(true))
+            .await
+            .expect("failback starts");
+    let op = fx.finish(&fx.b, op).await;
+    assert_eq!(op.status, OperationStatus::Failed, "{:?}", op.error_message);
+    assert_eq!(step_ids(&op.steps_failed), ["promote_volumes"]);
+    assert_eq!(fx.pg(SimSite::B).await.stale.get(&a), stale.as_ref());
+    fx.check().await;
+}
