@@ -353,7 +353,13 @@ pub async fn capture(mode: Mode, world: &SimWorld, d: &Deployment) -> FinalState
             let journal = ops.journal(&op.id).await.expect("journal");
             let mut events: BTreeMap<String, usize> = BTreeMap::new();
             for e in &journal {
-                let text = names.norm(&serde_json::to_string(&e.event).expect("event as JSON"));
+                let mut event = serde_json::to_value(&e.event).expect("event as JSON");
+                // How long a boot took is measured on the clock, which runs in real time
+                // over HTTP: a loaded machine makes it a second longer there.
+                if event["data"]["note"] == "healthy" {
+                    event["data"]["seconds"] = serde_json::Value::from("{seconds}");
+                }
+                let text = names.norm(&event.to_string());
                 *events.entry(text).or_default() += 1;
             }
             for (e, n) in events {
