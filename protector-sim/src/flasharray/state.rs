@@ -32,10 +32,11 @@
 //!   (`<pg>.<n>.<vol>`) keeps the volume name it was taken with.
 //! - Scheduled replication only replicates; source-side retention is not modelled.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
@@ -66,9 +67,30 @@ pub const CONNECTION_TYPE: &str = "sync-replication";
 const DAY_MS: i64 = 86_400_000;
 const MAX_NAME_LEN: usize = 63;
 
+/// A uuid kept as its 16 bytes; [`Id::text`] gives the hyphenated lowercase text the
+/// array reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Id([u8; 16]);
+
+impl Id {
+    /// The hyphenated lowercase text (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).
+    fn text(self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(36);
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+}
+
 #[derive(Clone, Debug)]
 struct VolumeRecord {
-    id: String,
+    id: Id,
     name: String,
     serial: String,
     provisioned: u64,
@@ -81,17 +103,20 @@ struct VolumeRecord {
     data: Data,
 }
 
+/// A volume snapshot. Its name is shared with the array's indexes and its group
+/// snapshot's member list; its source and suffix with the other snapshots of the same
+/// source and of the same group snapshot.
 #[derive(Clone, Debug)]
 struct SnapRecord {
-    id: String,
-    name: String,
-    source: String,
+    id: Id,
+    name: Arc<str>,
+    source: Arc<str>,
     /// Id of the local volume captured (`None` for a replicated-in snapshot).
-    source_id: Option<String>,
+    source_id: Option<Id>,
     created: i64,
     provisioned: u64,
     destroyed: bool,
-    suffix: String,
+    suffix: Arc<str>,
     seq: u64,
 }
 
@@ -120,13 +145,14 @@ struct TransferInfo {
 
 #[derive(Clone, Debug)]
 struct PgSnapRecord {
-    id: String,
+    id: Id,
     name: String,
     group: String,
     suffix: String,
     created: i64,
     destroyed: bool,
-    members: Vec<String>,
+    /// Names of its volume snapshots.
+    members: Vec<Arc<str>>,
     /// Replicated-in snapshots: how the transfer went.
     transfer: Option<TransferInfo>,
 }
@@ -138,8 +164,8 @@ struct ArrayRecord {
     token: String,
     up: bool,
     volumes: BTreeMap<String, VolumeRecord>,
-    /// Volume snapshots by name, looked up by key (listings sort the names they pick).
-    snapshots: HashMap<String, SnapRecord, FixedHash>,
+    /// Volume snapshots, looked up by name (listings sort the names they pick).
+    snapshots: HashSet<SnapEntry, FixedHash>,
     /// Volume snapshot names by source name (looked up by key only, never iterated).
     snaps_by_source: SourceIndex,
     groups: BTreeMap<String, GroupRecord>,
@@ -152,8 +178,43 @@ struct ArrayRecord {
 /// (which never shows) is the same run after run.
 type FixedHash = BuildHasherDefault<DefaultHasher>;
 
-/// Snapshot names by source name.
-type SourceIndex = HashMap<String, BTreeSet<String>, FixedHash>;
+/// A boxed volume snapshot in its array's set of snapshots, where it is found by its
+/// name: the set's table holds a pointer per snapshot rather than the whole record.
+#[derive(Clone, Debug)]
+struct SnapEntry(Box<SnapRecord>);
+
+impl std::ops::Deref for SnapEntry {
+    type Target = SnapRecord;
+
+    fn deref(&self) -> &SnapRecord {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SnapEntry {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl PartialEq for SnapEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for SnapEntry {}
+
+impl Hash for SnapEntry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As the name hashes, so that lookups by `&str` find it.
+        str::hash(&self.0.name, state);
+    }
+}
+
+/// Snapshot names by source name. Its keys are the one copy of each source name the
+/// snapshots of that source share.
+type SourceIndex = HashMap<Arc<str>, BTreeSet<Arc<str>>, FixedHash>;
 
 #[derive(Clone, Debug, Default)]
 struct LinkRecord {
@@ -163,7 +224,7 @@ struct LinkRecord {
 
 #[derive(Clone, Debug)]
 struct CapturedVolume {
-    id: String,
+    id: Id,
     name: String,
     provisioned: u64,
     seq: u64,
@@ -255,6 +316,16 @@ pub struct ArrayFabricState {
     events: LineLog,
 }
 
+impl ArrayRecord {
+    /// Applies `f` to the volume snapshot named `name`, if there is one.
+    fn update_snapshot(&mut self, name: &str, f: impl FnOnce(&mut SnapRecord)) {
+        if let Some(mut s) = self.snapshots.take(name) {
+            f(&mut s.0);
+            self.snapshots.insert(s);
+        }
+    }
+}
+
 fn link_key(a: &str, b: &str) -> (String, String) {
     if a <= b {
         (a.to_owned(), b.to_owned())
@@ -314,7 +385,7 @@ fn names_with_prefix<V>(map: &BTreeMap<String, V>, prefix: &str) -> Vec<String> 
 
 fn volume_view(v: &VolumeRecord) -> ArrayVolume {
     ArrayVolume {
-        id: v.id.clone(),
+        id: v.id.text(),
         name: v.name.clone(),
         serial: v.serial.clone(),
         provisioned: v.provisioned,
@@ -328,21 +399,21 @@ fn volume_view(v: &VolumeRecord) -> ArrayVolume {
 
 fn snap_view(s: &SnapRecord) -> VolumeSnapshot {
     VolumeSnapshot {
-        id: s.id.clone(),
-        name: s.name.clone(),
+        id: s.id.text(),
+        name: s.name.to_string(),
         source: NameRef {
-            name: s.source.clone(),
+            name: s.source.to_string(),
         },
         created: s.created,
         provisioned: s.provisioned,
         destroyed: s.destroyed,
-        suffix: s.suffix.clone(),
+        suffix: s.suffix.to_string(),
     }
 }
 
 fn pg_snap_view(s: &PgSnapRecord) -> PgSnapshot {
     PgSnapshot {
-        id: s.id.clone(),
+        id: s.id.text(),
         name: s.name.clone(),
         source: NameRef {
             name: s.group.clone(),
@@ -457,7 +528,7 @@ impl ArrayFabricState {
                 token: api_token.to_owned(),
                 up: true,
                 volumes: BTreeMap::new(),
-                snapshots: HashMap::default(),
+                snapshots: HashSet::default(),
                 snaps_by_source: SourceIndex::default(),
                 groups: BTreeMap::new(),
                 pg_snapshots: BTreeMap::new(),
@@ -1124,31 +1195,33 @@ impl ArrayFabricState {
         let mut names: BTreeSet<&str> = BTreeSet::new();
         if !query.names.is_empty() {
             for n in &query.names {
-                if !a.snapshots.contains_key(n) {
+                if !a.snapshots.contains(n.as_str()) {
                     return Err(errors::does_not_exist("Volume snapshot", n));
                 }
                 names.insert(n);
             }
         } else if !query.source_names.is_empty() {
             for src in &query.source_names {
-                if let Some(set) = a.snaps_by_source.get(src) {
-                    names.extend(set.iter().map(String::as_str));
+                if let Some(set) = a.snaps_by_source.get(src.as_str()) {
+                    names.extend(set.iter().map(|n| &**n));
                 }
             }
         } else if let Some(prefix) = &query.name_prefix {
             names.extend(
                 a.snapshots
-                    .keys()
-                    .filter(|k| k.starts_with(prefix.as_str()))
-                    .map(String::as_str),
+                    .iter()
+                    .map(|s| &*s.name)
+                    .filter(|k| k.starts_with(prefix.as_str())),
             );
         } else {
-            names.extend(a.snapshots.keys().map(String::as_str));
+            names.extend(a.snapshots.iter().map(|s| &*s.name));
         }
         Ok(names
             .into_iter()
             .filter_map(|n| a.snapshots.get(n))
-            .filter(|s| query.source_names.is_empty() || query.source_names.contains(&s.source))
+            .filter(|s| {
+                query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source)
+            })
             .filter(|s| {
                 query
                     .name_prefix
@@ -1156,7 +1229,7 @@ impl ArrayFabricState {
                     .is_none_or(|p| s.name.starts_with(p))
             })
             .filter(|s| query.destroyed.is_none_or(|d| s.destroyed == d))
-            .map(snap_view)
+            .map(|s| snap_view(s))
             .collect())
     }
 
@@ -1790,9 +1863,7 @@ impl ArrayFabricState {
         s.destroyed = true;
         let members = s.members.clone();
         for m in members {
-            if let Some(vs) = a.snapshots.get_mut(&m) {
-                vs.destroyed = true;
-            }
+            a.update_snapshot(&m, |vs| vs.destroyed = true);
         }
         self.log(array, format_args!("destroy_pg_snapshot {name}"));
         Ok(())
@@ -2237,23 +2308,29 @@ impl ArrayFabricState {
             return;
         }
         let mut members = Vec::with_capacity(tr.volumes.len());
+        let suffix: Arc<str> = Arc::from(tr.suffix.as_str());
+        let mut source = String::new();
         for c in tr.volumes.iter() {
+            source.clear();
+            source.push_str(&tr.source_array);
+            source.push(':');
+            source.push_str(&c.name);
             let snap = SnapRecord {
-                id: self.new_id(),
-                name: concat3(&name, ".", &c.name),
-                source: concat3(&tr.source_array, ":", &c.name),
+                id: self.new_record_id(),
+                name: Arc::from(concat3(&name, ".", &c.name)),
+                source: self.shared_source(&tr.target_array, &source),
                 source_id: None,
                 created: tr.created,
                 provisioned: c.provisioned,
                 destroyed: false,
-                suffix: tr.suffix.clone(),
+                suffix: Arc::clone(&suffix),
                 seq: c.seq,
             };
-            members.push(snap.name.clone());
+            members.push(Arc::clone(&snap.name));
             self.insert_snapshot(&tr.target_array, snap);
         }
         let record = PgSnapRecord {
-            id: self.new_id(),
+            id: self.new_record_id(),
             name: name.clone(),
             group: group.clone(),
             suffix: tr.suffix.clone(),
@@ -2389,7 +2466,7 @@ impl ArrayFabricState {
             .filter_map(|m| a.volumes.get(m))
             .filter(|v| !v.destroyed)
             .map(|v| CapturedVolume {
-                id: v.id.clone(),
+                id: v.id,
                 name: v.name.clone(),
                 provisioned: v.provisioned,
                 seq: v.data.seq(t),
@@ -2413,23 +2490,24 @@ impl ArrayFabricState {
             Vec::new()
         };
         let mut members = Vec::with_capacity(captured.len());
+        let shared_suffix: Arc<str> = Arc::from(suffix.as_str());
         for c in &captured {
             let snap = SnapRecord {
-                id: self.new_id(),
-                name: concat3(&name, ".", &c.name),
-                source: c.name.clone(),
-                source_id: Some(c.id.clone()),
+                id: self.new_record_id(),
+                name: Arc::from(concat3(&name, ".", &c.name)),
+                source: self.shared_source(array, &c.name),
+                source_id: Some(c.id),
                 created: t,
                 provisioned: c.provisioned,
                 destroyed: false,
-                suffix: suffix.clone(),
+                suffix: Arc::clone(&shared_suffix),
                 seq: c.seq,
             };
-            members.push(snap.name.clone());
+            members.push(Arc::clone(&snap.name));
             self.insert_snapshot(array, snap);
         }
         let record = PgSnapRecord {
-            id: self.new_id(),
+            id: self.new_record_id(),
             name: name.clone(),
             group: group.to_owned(),
             suffix: suffix.clone(),
@@ -2695,6 +2773,12 @@ impl ArrayFabricState {
             .to_owned()
     }
 
+    /// A new id kept as its bits (for the records there are many of: volumes and
+    /// snapshots); it draws from the same generator as [`Self::new_id`].
+    fn new_record_id(&self) -> Id {
+        Id(*self.ids.uuid().as_bytes())
+    }
+
     fn log(&mut self, array: &str, text: impl fmt::Display) {
         let now = self.now_ms;
         self.events.push(format_args!("{now} {array} {text}"));
@@ -2799,7 +2883,7 @@ impl ArrayFabricState {
         let mut hex = [0u8; 32];
         let serial: String = self.ids.uuid().simple().encode_upper(&mut hex)[..24].to_owned();
         VolumeRecord {
-            id: self.new_id(),
+            id: self.new_record_id(),
             name: name.to_owned(),
             serial,
             provisioned,
@@ -2825,7 +2909,7 @@ impl ArrayFabricState {
             .ok_or_else(|| errors::does_not_exist("Volume", name))?;
         v.name = new_name.to_owned();
         let view = volume_view(&v);
-        let id = v.id.clone();
+        let id = v.id;
         a.volumes.insert(new_name.to_owned(), v);
         for g in a.groups.values_mut() {
             if g.members.remove(name) {
@@ -2833,24 +2917,29 @@ impl ArrayFabricState {
             }
         }
         // Snapshots follow their volume (by id, not by a name an earlier volume had).
-        let followers: Vec<String> = a
+        let followers: Vec<Arc<str>> = a
             .snaps_by_source
             .get(name)
             .map(|set| {
                 set.iter()
                     .filter(|n| {
                         a.snapshots
-                            .get(*n)
-                            .is_some_and(|s| s.source_id.as_deref() == Some(id.as_str()))
+                            .get(&***n)
+                            .is_some_and(|s| s.source_id == Some(id))
                     })
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
+        if followers.is_empty() {
+            return Ok(view);
+        }
+        let source = match a.snaps_by_source.get_key_value(new_name) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(new_name),
+        };
         for n in followers {
-            if let Some(snap) = a.snapshots.get_mut(&n) {
-                snap.source = new_name.to_owned();
-            }
+            a.update_snapshot(&n, |snap| snap.source = Arc::clone(&source));
             if let Some(set) = a.snaps_by_source.get_mut(name) {
                 set.remove(&n);
                 if set.is_empty() {
@@ -2858,7 +2947,7 @@ impl ArrayFabricState {
                 }
             }
             a.snaps_by_source
-                .entry(new_name.to_owned())
+                .entry(Arc::clone(&source))
                 .or_default()
                 .insert(n);
         }
@@ -2874,18 +2963,22 @@ impl ArrayFabricState {
         }
     }
 
+    /// `source` as the snapshots of `array` share it: the copy its source index holds,
+    /// or a new one.
+    fn shared_source(&self, array: &str, source: &str) -> Arc<str> {
+        self.arrays
+            .get(array)
+            .and_then(|a| a.snaps_by_source.get_key_value(source))
+            .map_or_else(|| Arc::from(source), |(k, _)| Arc::clone(k))
+    }
+
     fn insert_snapshot(&mut self, array: &str, snap: SnapRecord) {
         if let Some(a) = self.arrays.get_mut(array) {
-            match a.snaps_by_source.get_mut(&snap.source) {
-                Some(set) => {
-                    set.insert(snap.name.clone());
-                }
-                None => {
-                    a.snaps_by_source
-                        .insert(snap.source.clone(), BTreeSet::from([snap.name.clone()]));
-                }
-            }
-            a.snapshots.insert(snap.name.clone(), snap);
+            a.snaps_by_source
+                .entry(Arc::clone(&snap.source))
+                .or_default()
+                .insert(Arc::clone(&snap.name));
+            a.snapshots.replace(SnapEntry(Box::new(snap)));
         }
     }
 
@@ -2897,11 +2990,11 @@ impl ArrayFabricState {
             return;
         };
         for m in s.members {
-            if let Some(vs) = a.snapshots.remove(&m) {
-                if let Some(set) = a.snaps_by_source.get_mut(&vs.source) {
-                    set.remove(&m);
+            if let Some(vs) = a.snapshots.take(&*m) {
+                if let Some(set) = a.snaps_by_source.get_mut(&*vs.source) {
+                    set.remove(&*m);
                     if set.is_empty() {
-                        a.snaps_by_source.remove(&vs.source);
+                        a.snaps_by_source.remove(&*vs.source);
                     }
                 }
             }
@@ -3483,6 +3576,14 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn record_ids_read_as_the_uuids_they_were_drawn_as() {
+        let (a, b) = (IdGenerator::seeded(7), IdGenerator::seeded(7));
+        for _ in 0..100 {
+            assert_eq!(Id(*a.uuid().as_bytes()).text(), b.uuid().to_string());
+        }
     }
 
     #[test]
