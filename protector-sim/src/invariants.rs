@@ -6,7 +6,8 @@
 //! - **No leaks.** Every server, Cinder volume and (not destroyed) array volume must be
 //!   owned: by a protection group (its members on the site it runs on, its stale and
 //!   test resources), by a workload made with [`crate::SimWorld::create_workload`], by
-//!   an operation (a `created` journal entry not followed by `released`, or
+//!   an operation (a `created` journal entry, an array volume's `intent` entry or a
+//!   `managed` or `booted` note naming its site, not followed by `released`, or
 //!   `result_data.instances_created`), by the allow-list, or — for an array volume —
 //!   by backing a Cinder volume of that site.
 //! - **Status matches placement.** `active` groups run on their primary site,
@@ -280,6 +281,19 @@ impl SimWorld {
         for e in journal {
             match &e.event {
                 JournalEvent::Created { resource } => self.own(&mut owned, resource),
+                // The engine journals an array copy's intent only (the Cinder volume
+                // managed from it gets the `created` entry): until released, the
+                // operation owns it.
+                JournalEvent::Intent {
+                    resource: resource @ ResourceRef::ArrayVolume { .. },
+                } => self.own(&mut owned, resource),
+                // A `managed` or `booted` note naming its site records the volume or
+                // server as created, as a `created` entry does.
+                JournalEvent::Note { data } => {
+                    if let Some(resource) = created_by_note(data) {
+                        self.own(&mut owned, &resource);
+                    }
+                }
                 JournalEvent::Released { resource } => self.disown(&mut owned, resource),
                 _ => {}
             }
@@ -582,4 +596,21 @@ impl SimWorld {
 /// A volume's name without its pod prefix (`pod::vol` → `vol`).
 fn base_name(name: &str) -> &str {
     name.rsplit("::").next().unwrap_or(name)
+}
+
+/// The resource a journal note records as created: the Cinder volume of a `managed`
+/// note or the server of a `booted` note, when the note names its site.
+fn created_by_note(data: &serde_json::Value) -> Option<ResourceRef> {
+    let site_id = SiteId::new(data.get("site")?.as_str()?);
+    match data.get("note")?.as_str()? {
+        "managed" => Some(ResourceRef::Volume {
+            site_id,
+            id: VolumeId::new(data.get("target_volume")?.as_str()?),
+        }),
+        "booted" => Some(ResourceRef::Server {
+            site_id,
+            id: ServerId::new(data.get("server")?.as_str()?),
+        }),
+        _ => None,
+    }
 }

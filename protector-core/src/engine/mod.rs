@@ -485,11 +485,38 @@ impl Protector {
     /// Writes the group locally and pushes it to the peer, recording the sync state.
     /// Returns whether the push succeeded.
     pub(crate) async fn save_pg(&self, pg: &ProtectionGroup) -> Result<bool, Error> {
-        self.inner.local.metadata.put_protection_group(pg).await?;
-        self.push_pg(pg).await
+        self.save_pg_shared(std::sync::Arc::new(pg.clone())).await
+    }
+
+    /// [`Self::save_pg`] of a shared group: both stores keep `pg` itself, and its
+    /// document is encoded once for both.
+    pub(crate) async fn save_pg_shared(
+        &self,
+        pg: std::sync::Arc<ProtectionGroup>,
+    ) -> Result<bool, Error> {
+        let document = crate::store::GroupDocument::default();
+        self.inner
+            .local
+            .metadata
+            .put_protection_group_shared(pg.clone(), &document)
+            .await?;
+        self.push_pg_encoded(pg, &document).await
     }
 
     pub(crate) async fn push_pg(&self, pg: &ProtectionGroup) -> Result<bool, Error> {
+        self.push_pg_encoded(
+            std::sync::Arc::new(pg.clone()),
+            &crate::store::GroupDocument::default(),
+        )
+        .await
+    }
+
+    /// [`Self::push_pg`] of a shared group whose document may be encoded already.
+    async fn push_pg_encoded(
+        &self,
+        pg: std::sync::Arc<ProtectionGroup>,
+        document: &crate::store::GroupDocument,
+    ) -> Result<bool, Error> {
         let now = self.inner.clock.now();
         let reachable = self.peer_reachable().await;
         let (status, remote_version, error) = if !reachable {
@@ -519,7 +546,13 @@ impl Protector {
                         self.inner.peer.site.name, pg.version
                     )),
                 ),
-                Ok(_) => match self.inner.peer.metadata.put_protection_group(pg).await {
+                Ok(_) => match self
+                    .inner
+                    .peer
+                    .metadata
+                    .put_protection_group_shared(pg.clone(), document)
+                    .await
+                {
                     Ok(()) => (SyncStatusValue::InSync, Some(pg.version), None),
                     Err(e) => (SyncStatusValue::Failed, None, Some(e.to_string())),
                 },

@@ -35,23 +35,48 @@ pub(crate) enum RunNote {
     PreviousStatus { status: PgStatus },
     /// The forced replication that landed on the target.
     ReplicaPoint { point: ReplicaPoint },
-    /// The replica chosen for a source volume.
+    /// The replica chosen for a source volume (one note per volume, as earlier versions
+    /// wrote them; [`RunNote::Replicas`] now).
     Replica {
         source_volume: VolumeId,
         replica: VolumeReplica,
     },
-    /// A source volume's copy is managed into Cinder on the target.
+    /// The replicas chosen for source volumes, one note for all the lookups of a step:
+    /// choosing a replica changes nothing anywhere, so a resumed step simply looks up
+    /// again the ones this note does not name.
+    Replicas {
+        replicas: Vec<(VolumeId, VolumeReplica)>,
+    },
+    /// A source volume's copy is managed into Cinder on the target. With `site` (the
+    /// target), the note also records the Cinder volume as created, as a `created`
+    /// entry does (earlier versions wrote one before the note and no `site`).
     Managed {
         source_volume: VolumeId,
         target_volume: VolumeId,
         array_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<SiteId>,
     },
-    /// A member's server is about to be created.
+    /// A member's server is about to be created. Written by earlier versions only:
+    /// neither resume nor rollback needs it (the server is tagged with its operation and
+    /// member, which is how a resumed run or a rollback finds one whose create was not
+    /// journaled).
     Booting { member: MemberId },
-    /// A member's server exists.
-    Booted { member: MemberId, server: ServerId },
-    /// A member's server is ACTIVE.
+    /// A member's server exists. With `site` (the target), the note also records the
+    /// server as created, as a `created` entry does (earlier versions wrote one before
+    /// the note and no `site`).
+    Booted {
+        member: MemberId,
+        server: ServerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<SiteId>,
+    },
+    /// A member's server is ACTIVE (one note per member, as earlier versions wrote them;
+    /// [`RunNote::HealthyMembers`] now).
     Healthy { member: MemberId, seconds: i64 },
+    /// Members whose servers are ACTIVE, with the seconds from the operation's start,
+    /// one note for all the members a step found so.
+    HealthyMembers { members: Vec<(MemberId, i64)> },
     /// A member could not be recreated.
     MemberFailed { member: MemberId, reason: String },
     /// What a test cleanup will remove.
@@ -167,6 +192,12 @@ impl RunState {
         }
     }
 
+    /// Records `resource` as created (what a `created` entry does).
+    fn created(&mut self, resource: ResourceRef) {
+        self.side_effects = true;
+        self.live.insert(resource);
+    }
+
     /// Folds a note into the state (what [`Self::apply`] does with its journal entry).
     fn apply_note(&mut self, note: RunNote) {
         match note {
@@ -180,21 +211,45 @@ impl RunState {
             } => {
                 self.replicas.insert(source_volume, replica);
             }
+            RunNote::Replicas { replicas } => self.replicas.extend(replicas),
             RunNote::Managed {
                 source_volume,
                 target_volume,
                 array_name,
+                site,
             } => {
+                if let Some(site_id) = site {
+                    self.created(ResourceRef::Volume {
+                        site_id,
+                        id: target_volume.clone(),
+                    });
+                }
                 self.managed
                     .insert(source_volume, (target_volume, array_name));
             }
             RunNote::Booting { .. } => {}
-            RunNote::Booted { member, server } => {
+            RunNote::Booted {
+                member,
+                server,
+                site,
+            } => {
+                if let Some(site_id) = site {
+                    self.created(ResourceRef::Server {
+                        site_id,
+                        id: server.clone(),
+                    });
+                }
                 self.booted.insert(member, server);
             }
             RunNote::Healthy { member, seconds } => {
-                self.healthy.insert(member.clone(), seconds);
                 self.member_failed.remove(&member);
+                self.healthy.insert(member, seconds);
+            }
+            RunNote::HealthyMembers { members } => {
+                for (member, seconds) in members {
+                    self.member_failed.remove(&member);
+                    self.healthy.insert(member, seconds);
+                }
             }
             RunNote::MemberFailed { member, reason } => {
                 self.member_failed.insert(member, reason);
@@ -561,8 +616,8 @@ impl Run {
     }
 
     /// Reads the group, applies `f`, bumps its version, saves it locally and pushes it
-    /// to the peer.
-    pub(crate) async fn update_pg<F>(&self, f: F) -> StepResult<ProtectionGroup>
+    /// to the peer (both stores keep the one copy saved).
+    pub(crate) async fn update_pg<F>(&self, f: F) -> StepResult
     where
         F: FnOnce(&mut ProtectionGroup) -> StepResult,
     {
@@ -571,8 +626,8 @@ impl Run {
         f(&mut pg)?;
         pg.version += 1;
         pg.updated_at = self.p.inner.clock.now();
-        self.p.save_pg(&pg).await?;
-        Ok(pg)
+        self.p.save_pg_shared(std::sync::Arc::new(pg)).await?;
+        Ok(())
     }
 
     pub(crate) async fn set_result(&self, data: serde_json::Value) -> StepResult {
@@ -1121,3 +1176,51 @@ pub(crate) const TAG_MEMBER: &str = "protector_member";
 pub(crate) const TAG_SOURCE_VOLUME: &str = "protector_source_volume";
 /// Metadata key tagging test-failover resources with their protection group.
 pub(crate) const TAG_TEST_PG: &str = "protector_test_pg";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(json: serde_json::Value) -> Vec<JournalEvent> {
+        serde_json::from_value(json).expect("journal events")
+    }
+
+    #[test]
+    fn a_journal_of_earlier_versions_rebuilds_the_same_state_as_the_folded_notes() {
+        let replica = serde_json::json!({
+            "array": "secondary", "source_volume": "volume-v1-cinder",
+            "name": "array-a:pg.1.volume-v1-cinder", "created_at": "2026-01-01T00:00:00Z"
+        });
+        let old = events(serde_json::json!([
+            {"event": "note", "data": {"note": "replica", "source_volume": "v1", "replica": replica}},
+            {"event": "created", "resource": {"kind": "volume", "site_id": "b", "id": "t1"}},
+            {"event": "note", "data": {"note": "managed", "source_volume": "v1", "target_volume": "t1", "array_name": "a1"}},
+            {"event": "note", "data": {"note": "booting", "member": "m1"}},
+            {"event": "created", "resource": {"kind": "server", "site_id": "b", "id": "s1"}},
+            {"event": "note", "data": {"note": "booted", "member": "m1", "server": "s1"}},
+            {"event": "note", "data": {"note": "healthy", "member": "m1", "seconds": 7}},
+        ]));
+        let new = events(serde_json::json!([
+            {"event": "note", "data": {"note": "replicas", "replicas": [["v1", replica]]}},
+            {"event": "created", "resource": {"kind": "volume", "site_id": "b", "id": "t1"}},
+            {"event": "note", "data": {"note": "managed", "source_volume": "v1", "target_volume": "t1", "array_name": "a1", "site": "b"}},
+            {"event": "note", "data": {"note": "booted", "member": "m1", "server": "s1", "site": "b"}},
+            {"event": "note", "data": {"note": "healthy_members", "members": [["m1", 7]]}},
+        ]));
+        let fold = |events: &[JournalEvent]| {
+            let mut s = RunState::default();
+            for e in events {
+                s.apply(e);
+            }
+            s
+        };
+        let (old, new) = (fold(&old), fold(&new));
+        assert_eq!(old.replicas, new.replicas);
+        assert_eq!(old.managed, new.managed);
+        assert_eq!(old.booted, new.booted);
+        assert_eq!(old.healthy, new.healthy);
+        assert!(old.side_effects && new.side_effects);
+        assert_eq!(old.live.in_order(), new.live.in_order());
+        assert_eq!(new.live.in_order().len(), 2);
+    }
+}

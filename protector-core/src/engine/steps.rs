@@ -510,6 +510,10 @@ impl Run {
         let array = driver.array_name(self.p.side_of(&pg, &target)).await?;
         let total = volumes.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
+        // Choosing a replica changes nothing, so the choices are journaled together,
+        // in one note once the lookups are over (a resumed step looks up again the
+        // volumes it does not name).
+        let chosen = std::sync::Mutex::new(Vec::new());
         // One lookup per volume, concurrently within the array fan-out limit: one
         // after the other, their round trips add up.
         let results: Vec<StepResult> = stream::iter(0..volumes.len())
@@ -519,6 +523,7 @@ impl Run {
                 let spec = &spec;
                 let array = &array;
                 let done = &done;
+                let chosen = &chosen;
                 async move {
                     if !self.state().replicas.contains_key(&v.volume_id) {
                         let replica = driver
@@ -530,11 +535,11 @@ impl Run {
                                     &format!("FlashArray {array}"),
                                 ))
                             })?;
-                        self.note(RunNote::Replica {
-                            source_volume: v.volume_id.clone(),
+                        chosen.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            i,
+                            v.volume_id.clone(),
                             replica,
-                        })
-                        .await?;
+                        ));
                     }
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     self.advance(StepId::GetSnapshot, n, total).await
@@ -543,6 +548,13 @@ impl Run {
             .buffer_unordered(self.p.inner.config.concurrency.storage.max(1))
             .collect()
             .await;
+        // In the group's order, not the order the lookups ended in.
+        let mut replicas = chosen.into_inner().unwrap_or_else(|p| p.into_inner());
+        replicas.sort_unstable_by_key(|(i, _, _)| *i);
+        let replicas: Vec<_> = replicas.into_iter().map(|(_, v, r)| (v, r)).collect();
+        if !replicas.is_empty() {
+            self.note(RunNote::Replicas { replicas }).await?;
+        }
         results.into_iter().collect()
     }
 
@@ -638,15 +650,15 @@ impl Run {
                                 name: new_name.clone(),
                             };
                             self.journal(JournalEvent::Intent {
-                                resource: array_ref.clone(),
-                            })
-                            .await?;
-                            self.on(Service::FlashArray);
-                            driver.promote(&replica, &new_name).await?;
-                            self.journal(JournalEvent::Created {
                                 resource: array_ref,
                             })
                             .await?;
+                            self.on(Service::FlashArray);
+                            // The intent is what a rollback needs to destroy the copy;
+                            // its result is journaled with the Cinder volume managed
+                            // from it (`Created` below), and a resumed step promotes
+                            // again what it did not manage.
+                            driver.promote(&replica, &new_name).await?;
                             let mut metadata = BTreeMap::new();
                             metadata.insert(TAG_OPERATION.to_owned(), op_id.clone());
                             metadata.insert(TAG_SOURCE_VOLUME.to_owned(), v.volume_id.to_string());
@@ -745,19 +757,13 @@ impl Run {
                 ))
             })?
             .to_owned();
-        let resource = ResourceRef::Volume {
-            site_id: target.clone(),
-            id: managed.id.clone(),
-        };
-        // A volume this run just managed is journaled already; one found by its tags
-        // after a restart may not be.
-        if !self.state().live.contains(&resource) {
-            self.journal(JournalEvent::Created { resource }).await?;
-        }
+        // The note also records the volume as created: this run journaled a volume it
+        // just managed already, but not one found by its tags after a restart.
         self.note(RunNote::Managed {
             source_volume: v.volume_id.clone(),
             target_volume: managed.id.clone(),
             array_name,
+            site: Some(target.clone()),
         })
         .await
     }
@@ -778,6 +784,10 @@ impl Run {
         let total = members.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let started = op.started_at.unwrap_or(op.created_at);
+        // Members found ACTIVE are journaled together, in one note once the waits are
+        // over: nothing follows from them but the report, and a resumed step only
+        // checks again the members the note does not name.
+        let healthy = std::sync::Mutex::new(Vec::new());
         let results: Vec<StepResult> = stream::iter(0..members.len())
             .map(|i| {
                 let m: &Member = members[i];
@@ -788,6 +798,7 @@ impl Run {
                 let done = &done;
                 let op = &op;
                 let pg = &pg;
+                let healthy = &healthy;
                 async move {
                     let failed_early = self.state().member_failed.get(&m.id).cloned();
                     let outcome = if let Some(reason) = failed_early {
@@ -799,7 +810,7 @@ impl Run {
                         Ok(()) => {
                             let secs = (self.p.inner.clock.now() - started).num_seconds();
                             if !self.state().healthy.contains_key(&m.id) {
-                                self.note(RunNote::Healthy { member: m.id.clone(), seconds: secs }).await?;
+                                healthy.lock().unwrap_or_else(|p| p.into_inner()).push((i, m.id.clone(), secs));
                             }
                         }
                         Err(StepError::Failed(reason)) => {
@@ -820,6 +831,14 @@ impl Run {
             .buffer_unordered(self.limit_compute())
             .collect()
             .await;
+        // In boot order, not the order the waits ended in.
+        let mut healthy = healthy.into_inner().unwrap_or_else(|p| p.into_inner());
+        healthy.sort_unstable_by_key(|(i, _, _)| *i);
+        let healthy: Vec<_> = healthy.into_iter().map(|(_, m, s)| (m, s)).collect();
+        if !healthy.is_empty() {
+            self.note(RunNote::HealthyMembers { members: healthy })
+                .await?;
+        }
         results.into_iter().collect::<StepResult>()?;
         let failed = self.state().member_failed.clone();
         if !failed.is_empty() {
@@ -959,16 +978,10 @@ impl Run {
         let server_id = match known.or_else(|| tagged.get(m.id.as_str()).cloned()) {
             Some(id) => {
                 if !self.state().booted.contains_key(&m.id) {
-                    self.journal(JournalEvent::Created {
-                        resource: ResourceRef::Server {
-                            site_id: target.clone(),
-                            id: id.clone(),
-                        },
-                    })
-                    .await?;
                     self.note(RunNote::Booted {
                         member: m.id.clone(),
                         server: id.clone(),
+                        site: Some(target.clone()),
                     })
                     .await?;
                 }
@@ -1029,10 +1042,10 @@ impl Run {
                 } else {
                     m.instance_name.clone()
                 };
-                self.note(RunNote::Booting {
-                    member: m.id.clone(),
-                })
-                .await?;
+                // No journal entry before the create: the server is tagged with this
+                // operation and its member, which is how a resumed run
+                // (`tagged_servers`) or a rollback (`sweep_tagged`) finds it when its
+                // create was not journaled.
                 self.on(Service::Compute);
                 let server = c
                     .compute
@@ -1047,16 +1060,11 @@ impl Run {
                         availability_zone: None,
                     })
                     .await?;
-                self.journal(JournalEvent::Created {
-                    resource: ResourceRef::Server {
-                        site_id: target.clone(),
-                        id: server.id.clone(),
-                    },
-                })
-                .await?;
+                // The note also records the server as created.
                 self.note(RunNote::Booted {
                     member: m.id.clone(),
                     server: server.id.clone(),
+                    site: Some(target.clone()),
                 })
                 .await?;
                 server.id

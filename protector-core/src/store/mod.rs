@@ -15,6 +15,26 @@ use crate::model::{
     Site, SyncState,
 };
 
+/// A protection group's stored document, encoded at most once however many stores
+/// write the group ([`MetadataStore::put_protection_group_shared`]). Start each write
+/// of a changed group with a new, empty one.
+#[derive(Debug, Default)]
+pub struct GroupDocument(std::sync::OnceLock<String>);
+
+impl GroupDocument {
+    /// The document, made by `encode` on first use.
+    ///
+    /// # Errors
+    /// What `encode` returns (nothing is kept then: the next use encodes again).
+    pub fn get_or_encode<E>(&self, encode: impl FnOnce() -> Result<String, E>) -> Result<&str, E> {
+        if let Some(d) = self.0.get() {
+            return Ok(d);
+        }
+        let d = encode()?;
+        Ok(self.0.get_or_init(|| d))
+    }
+}
+
 /// Operation records (`dr_operations`) and their journals.
 #[async_trait]
 pub trait OperationStore: Send + Sync {
@@ -70,6 +90,18 @@ pub trait MetadataStore: Send + Sync {
     /// Inserts or replaces a protection group. Inserting a second group with the same
     /// name in the same project is `AlreadyExists`.
     async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError>;
+    /// [`MetadataStore::put_protection_group`] of a shared group: a store that keeps
+    /// the group it last wrote keeps `pg` itself rather than a copy, and a store that
+    /// stores the group as a document takes it from `document`, so a group written to
+    /// several stores is encoded once. The default writes a copy of `pg`.
+    async fn put_protection_group_shared(
+        &self,
+        pg: Arc<ProtectionGroup>,
+        document: &GroupDocument,
+    ) -> Result<(), StoreError> {
+        let _ = document;
+        self.put_protection_group(&pg).await
+    }
     /// One group by id.
     async fn get_protection_group(
         &self,

@@ -51,7 +51,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{MetadataStore, OperationStore};
+use super::{GroupDocument, MetadataStore, OperationStore};
 use crate::error::StoreError;
 use crate::ids::{OperationId, ProjectId, ProtectionGroupId, SiteId};
 use crate::model::{
@@ -1036,6 +1036,15 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn put_protection_group(&self, pg: &ProtectionGroup) -> Result<(), StoreError> {
+        self.put_protection_group_shared(Arc::new(pg.clone()), &GroupDocument::default())
+            .await
+    }
+
+    async fn put_protection_group_shared(
+        &self,
+        pg: Arc<ProtectionGroup>,
+        document: &GroupDocument,
+    ) -> Result<(), StoreError> {
         // The cached copy is replaced below: let it go first, so the old and the new
         // document (megabytes for a large group) are not both held while writing. Its
         // length sizes the new document's buffer.
@@ -1043,7 +1052,8 @@ impl MetadataStore for SqliteStore {
             .forget_group()
             .filter(|c| c.group.id == pg.id)
             .map_or(0, |c| c.document_len);
-        let document = to_json_sized(|| group_key(&pg.id), pg, previous + previous / 8)?;
+        let document = document
+            .get_or_encode(|| to_json_sized(|| group_key(&pg.id), &*pg, previous + previous / 8))?;
         let document_len = document.len();
         let version = self.with_conn(|conn, path| {
             // Read before writing: a commit of another connection in between leaves the
@@ -1076,7 +1086,7 @@ impl MetadataStore for SqliteStore {
             })?;
             Ok(version)
         })?;
-        self.remember_group(Arc::new(pg.clone()), version, document_len);
+        self.remember_group(pg, version, document_len);
         Ok(())
     }
 
