@@ -91,15 +91,16 @@ async fn manage_volume_posts_to_manageable_volumes_at_microversion_3_8() {
     assert_eq!(v.volume_type, None);
 }
 
+/// The fixture volume with id `id`.
+fn vol(id: &str) -> serde_json::Value {
+    let mut v = json_fixture("cinder/volume_get.json")["volume"].clone();
+    v["id"] = json!(id);
+    v
+}
+
 #[tokio::test]
 async fn list_volumes_follows_volumes_links() {
     let cloud = MockCloud::start().await;
-    let template = json_fixture("cinder/volume_get.json")["volume"].clone();
-    let vol = |id: &str| {
-        let mut v = template.clone();
-        v["id"] = json!(id);
-        v
-    };
     let next = format!(
         "{}/volume/v3/p/volumes/detail?limit=2&marker=v2",
         cloud.base()
@@ -137,12 +138,6 @@ async fn list_volumes_follows_volumes_links() {
 #[tokio::test]
 async fn list_volumes_starts_again_when_its_marker_was_deleted_meanwhile() {
     let cloud = MockCloud::start().await;
-    let template = json_fixture("cinder/volume_get.json")["volume"].clone();
-    let vol = |id: &str| {
-        let mut v = template.clone();
-        v["id"] = json!(id);
-        v
-    };
     let next = format!(
         "{}/volume/v3/p/volumes/detail?limit=2&marker=v2",
         cloud.base()

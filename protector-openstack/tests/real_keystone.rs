@@ -270,11 +270,10 @@ async fn real_keystone_token_is_replaced_before_it_expires() {
     assert!(fresh.expires_at > first.expires_at, "{first:?} {fresh:?}");
 }
 
-#[tokio::test]
-async fn real_keystone_expired_token_is_replaced_after_a_401() {
-    let k = keystone().await;
-    require_short_tokens(k);
-    let session = Session::connect(
+/// A session whose clock lags behind Keystone's and that refreshes nothing early: it
+/// keeps using its token after Keystone let it expire.
+async fn lagging_session(k: &Keystone) -> Session {
+    Session::connect(
         admin(k)
             .clock(Arc::new(LaggingClock))
             .token_refresh_margin(Duration::ZERO)
@@ -282,7 +281,14 @@ async fn real_keystone_expired_token_is_replaced_after_a_401() {
             .unwrap(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn real_keystone_expired_token_is_replaced_after_a_401() {
+    let k = keystone().await;
+    require_short_tokens(k);
+    let session = lagging_session(k).await;
     let first = session.token().await.unwrap();
     sleep_until(first.expires_at + chrono::Duration::seconds(2)).await;
     // The session still trusts the expired token; Keystone answers 401 and the call
@@ -310,15 +316,7 @@ async fn real_keystone_validates_the_sessions_own_token_and_replaces_an_expired_
     assert!(Arc::ptr_eq(&first, &same), "a valid token was replaced");
 
     require_short_tokens(k);
-    let lagging = Session::connect(
-        admin(k)
-            .clock(Arc::new(LaggingClock))
-            .token_refresh_margin(Duration::ZERO)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let lagging = lagging_session(k).await;
     let old = lagging.token().await.unwrap();
     sleep_until(old.expires_at + chrono::Duration::seconds(2)).await;
     // The session still trusts the expired token; Keystone refuses it and a new one

@@ -612,15 +612,8 @@ impl SimWorld {
         site: SimSite,
         ctx: &RequestContext,
     ) -> Result<(), protector_core::BackendError> {
-        let adm = self
-            .inner
-            .gate
-            .foreground(site, crate::call::CallKind::IssueToken)
-            .await?;
-        let r = self.inner.with_cloud(site, |c| {
-            c.caller(&ctx.user_id, &ctx.project_id).map(|_| ())
-        });
-        adm.finish(r)
+        self.keystone_call(site, ctx, crate::call::CallKind::IssueToken)
+            .await
     }
 
     /// The site's Keystone validates a token `ctx`'s caller holds (`HEAD
@@ -634,11 +627,20 @@ impl SimWorld {
         site: SimSite,
         ctx: &RequestContext,
     ) -> Result<(), protector_core::BackendError> {
-        let adm = self
-            .inner
-            .gate
-            .foreground(site, crate::call::CallKind::ValidateToken)
-            .await?;
+        self.keystone_call(site, ctx, crate::call::CallKind::ValidateToken)
+            .await
+    }
+
+    /// One call of the site's Keystone for `ctx`'s caller: admitted by the gate
+    /// (latency, limits, faults, site down), answered by whether the caller has a role
+    /// on the project.
+    async fn keystone_call(
+        &self,
+        site: SimSite,
+        ctx: &RequestContext,
+        kind: crate::call::CallKind,
+    ) -> Result<(), protector_core::BackendError> {
+        let adm = self.inner.gate.foreground(site, kind).await?;
         let r = self.inner.with_cloud(site, |c| {
             c.caller(&ctx.user_id, &ctx.project_id).map(|_| ())
         });

@@ -400,12 +400,10 @@ async fn sync_force_on_the_stale_site_adopts_the_newer_copy_of_its_peer() {
     fx.check().await;
 }
 
-/// The stale servers a failover left on site A are deleted alongside the failback's
-/// later steps. When they cannot be, the failback fails and rolls back rather than run
-/// the recovered servers beside them; the group still records them for the next try.
-#[tokio::test(start_paused = true)]
-async fn a_failback_whose_stale_servers_cannot_be_deleted_fails_and_keeps_them_recorded() {
-    let fx = Setup::new(seed(61)).build().await;
+/// A protected group failed over from A to B (planned), and site A's id: the failover
+/// leaves the original servers and volumes on A as stale.
+async fn failed_over_to_b(seed_value: u64) -> (super::fixture::Fx, protector::core::ids::SiteId) {
+    let fx = Setup::new(seed_value).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;
     let op =
         fx.a.failover(&fx.ctx, PG, fx.planned())
@@ -413,6 +411,15 @@ async fn a_failback_whose_stale_servers_cannot_be_deleted_fails_and_keeps_them_r
             .expect("failover");
     assert_completed(&fx.finish(&fx.a, op).await);
     let a = fx.world.site(SimSite::A).site_id.clone();
+    (fx, a)
+}
+
+/// The stale servers a failover left on site A are deleted alongside the failback's
+/// later steps. When they cannot be, the failback fails and rolls back rather than run
+/// the recovered servers beside them; the group still records them for the next try.
+#[tokio::test(start_paused = true)]
+async fn a_failback_whose_stale_servers_cannot_be_deleted_fails_and_keeps_them_recorded() {
+    let (fx, a) = failed_over_to_b(seed(61)).await;
     let stale = fx.pg(SimSite::B).await.stale.get(&a).cloned();
     assert!(
         stale.as_ref().is_some_and(|s| !s.servers.is_empty()),
@@ -459,14 +466,7 @@ async fn a_failback_whose_stale_servers_cannot_be_deleted_fails_and_keeps_them_r
 /// recorded for the next failover or failback to the site, and the result says so.
 #[tokio::test(start_paused = true)]
 async fn stale_volumes_that_cannot_be_deleted_leave_a_warning_and_stay_recorded() {
-    let fx = Setup::new(seed(62)).build().await;
-    fx.let_time_pass(Duration::from_secs(60)).await;
-    let op =
-        fx.a.failover(&fx.ctx, PG, fx.planned())
-            .await
-            .expect("failover");
-    assert_completed(&fx.finish(&fx.a, op).await);
-    let a = fx.world.site(SimSite::A).site_id.clone();
+    let (fx, a) = failed_over_to_b(seed(62)).await;
 
     let _guard = fx.world.fault(
         protector::sim::FaultRule::fail(protector::core::BackendErrorKind::Conflict, "in use")
@@ -502,14 +502,7 @@ async fn stale_volumes_that_cannot_be_deleted_leave_a_warning_and_stay_recorded(
 /// on it, and the group still records the stale resources.
 #[tokio::test(start_paused = true)]
 async fn a_failback_whose_step_fails_during_the_stale_cleanup_ends_and_keeps_them_recorded() {
-    let fx = Setup::new(seed(63)).build().await;
-    fx.let_time_pass(Duration::from_secs(60)).await;
-    let op =
-        fx.a.failover(&fx.ctx, PG, fx.planned())
-            .await
-            .expect("failover");
-    assert_completed(&fx.finish(&fx.a, op).await);
-    let a = fx.world.site(SimSite::A).site_id.clone();
+    let (fx, a) = failed_over_to_b(seed(63)).await;
     let stale = fx.pg(SimSite::B).await.stale.get(&a).cloned();
 
     let _hang = fx.world.fault(

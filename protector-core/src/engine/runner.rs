@@ -185,14 +185,13 @@ impl RunState {
     fn apply_owned(&mut self, event: JournalEvent) {
         match event {
             JournalEvent::Intent { resource } | JournalEvent::Created { resource } => {
-                self.side_effects = true;
-                self.live.insert(resource);
+                self.created(resource);
             }
             other => self.apply(&other),
         }
     }
 
-    /// Records `resource` as created (what a `created` entry does).
+    /// Records `resource` as live (what an `intent` or `created` entry does).
     fn created(&mut self, resource: ResourceRef) {
         self.side_effects = true;
         self.live.insert(resource);

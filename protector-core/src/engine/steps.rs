@@ -253,7 +253,7 @@ impl Run {
     /// site removes them, and the operation's result says so.
     pub(crate) async fn remove_stale_deferred(&self) -> StepResult {
         let (_, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         let Some(stale) = pg.stale.get(&target).cloned() else {
             return Ok(());
         };
