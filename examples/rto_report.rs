@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `--only=rto|overhead|throughput` runs one part of the report and `--n=N` one size
-//! (for profiling).
+//! (for profiling). With `PROTECTOR_PERF_CTL=<fifo>`, the report writes `enable` and
+//! `disable` to that `perf record --control=fifo:<fifo> -D -1` control file around
+//! each measured operation, so a profile covers the operations alone.
 //!
 //! Prints markdown tables on stdout.
 
@@ -121,6 +123,7 @@ fn main() {
         only: value("--only="),
         n: value("--n=").map(|n| n.parse().expect("--n=N takes a number")),
     };
+    install_hooks();
     let started = support::wall_clock();
     if args.runs("rto") {
         rto_table(&args);
@@ -268,31 +271,79 @@ fn overhead_table(args: &Args) {
                 .await;
             bench.let_time_pass(Duration::from_secs(600)).await;
             let setup = t.elapsed();
-            let hwm0 = support::vm_hwm_kib().unwrap_or(0);
-            let live0 = reset_peak();
-            let t = support::wall_clock();
             let run = bench.failover(SimSite::A, FailoverType::Planned).await;
-            let wall = t.elapsed();
-            let peak = PEAK.load(Ordering::Relaxed).saturating_sub(live0);
-            let hwm1 = support::vm_hwm_kib().unwrap_or(0);
+            let wall = run.wall;
+            let m = *MEASURED.lock().unwrap_or_else(|p| p.into_inner());
+            let peak = m.peak.saturating_sub(m.live_before);
             assert!(run.writes_lost.iter().all(|l| *l == 0));
             println!(
                 "| {n} | {:.3} s | {:.1} µs | {:.1} KB | {:.1} KB | {:.1} s |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() * 1e6 / n as f64,
                 peak as f64 / 1000.0 / n as f64,
-                hwm1.saturating_sub(hwm0) as f64 * 1.024 / n as f64,
+                m.hwm_after.saturating_sub(m.hwm_before) as f64 * 1.024 / n as f64,
                 setup.as_secs_f64()
             );
         });
     }
     println!();
     println!(
-        "Peak heap per VM: the highest live heap during the failover minus the live heap \
-         before it (counting allocator), over N. VmHWM growth: growth of the process's peak \
+        "Wall: real time from the failover request to the operation's end (the bench's \
+         own checks before and after are not timed). Peak heap per VM: the highest live \
+         heap during the failover minus the live heap before it (counting allocator), over N. VmHWM growth: growth of the process's peak \
          resident set during the failover, over N (0 when setup already peaked higher)."
     );
     println!();
+}
+
+/// Memory counters around the last measured operation.
+#[derive(Clone, Copy, Default)]
+struct Measured {
+    live_before: usize,
+    peak: usize,
+    hwm_before: u64,
+    hwm_after: u64,
+}
+
+static MEASURED: std::sync::Mutex<Measured> = std::sync::Mutex::new(Measured {
+    live_before: 0,
+    peak: 0,
+    hwm_before: 0,
+    hwm_after: 0,
+});
+
+/// [`support::OperationHooks`] of the report: memory counters and profiler control
+/// around each measured operation.
+fn install_hooks() {
+    fn before() {
+        let mut m = MEASURED.lock().unwrap_or_else(|p| p.into_inner());
+        m.hwm_before = support::vm_hwm_kib().unwrap_or(0);
+        m.live_before = reset_peak();
+        perf_control("enable");
+    }
+    fn after() {
+        perf_control("disable");
+        let mut m = MEASURED.lock().unwrap_or_else(|p| p.into_inner());
+        m.peak = PEAK.load(Ordering::Relaxed);
+        m.hwm_after = support::vm_hwm_kib().unwrap_or(0);
+    }
+    support::set_operation_hooks(support::OperationHooks { before, after });
+}
+
+/// Writes `command` to the `perf record` control file named by `PROTECTOR_PERF_CTL`,
+/// if there is one.
+fn perf_control(command: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("PROTECTOR_PERF_CTL") else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{command}"));
+    if let Err(e) = written {
+        eprintln!("cannot write to the perf control file {path:?}: {e}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -223,6 +223,9 @@ pub struct Run {
     pub op: Operation,
     /// Virtual time from the request to the end of the operation.
     pub virtual_rto: Duration,
+    /// Real time from the request to the end of the operation: the engine's and the
+    /// simulator's work, without the bench's own checks before and after.
+    pub wall: Duration,
     /// Calls per barrier segment (a step, or the engine's work before, between or after
     /// steps), in order.
     pub segments: Vec<Segment>,
@@ -321,8 +324,13 @@ impl Bench {
         let t0 = tokio::time::Instant::now();
         let first = self.world.stats();
         let engine = self.engine(on);
+        let hooks = operation_hooks();
+        (hooks.before)();
+        let wall = wall_clock();
         let op = start(engine, &self.ctx).await.expect("operation starts");
         let op = engine.wait(&op.id).await.expect("operation record");
+        let wall = wall.elapsed();
+        (hooks.after)();
         let virtual_rto = t0.elapsed();
         let last = self.world.stats();
         let marks = self.recorder.stop(&op.id);
@@ -341,6 +349,7 @@ impl Bench {
         Run {
             op,
             virtual_rto,
+            wall,
             segments,
             calls,
             writes_lost,
@@ -671,6 +680,32 @@ fn proc_status_kib(key: &str) -> Option<u64> {
 #[allow(clippy::disallowed_methods)]
 pub fn wall_clock() -> std::time::Instant {
     std::time::Instant::now()
+}
+
+/// Functions called right before an operation is requested and right after it ended,
+/// around the part of [`Bench`]'s measurement that [`Run::wall`] times (the report
+/// samples its memory counters and drives a profiler there).
+#[derive(Clone, Copy, Debug)]
+pub struct OperationHooks {
+    /// Called right before the request.
+    pub before: fn(),
+    /// Called right after the operation ended.
+    pub after: fn(),
+}
+
+static HOOKS: std::sync::OnceLock<OperationHooks> = std::sync::OnceLock::new();
+
+/// Installs the process's [`OperationHooks`]; only the first call has an effect.
+pub fn set_operation_hooks(hooks: OperationHooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+fn operation_hooks() -> OperationHooks {
+    fn nothing() {}
+    HOOKS.get().copied().unwrap_or(OperationHooks {
+        before: nothing,
+        after: nothing,
+    })
 }
 
 /// Blocks the calling thread for `d` of real time (the throughput window).
