@@ -107,9 +107,11 @@ pub(crate) struct LiveResources {
 impl LiveResources {
     /// Adds `r` at the end unless it is already live (then it keeps its place).
     fn insert(&mut self, r: ResourceRef) {
-        if !self.index.contains_key(&r) {
-            let r = std::sync::Arc::new(r);
-            self.index.insert(r.clone(), self.next);
+        // One lookup: a resource becomes live once, so the shared copy is almost
+        // always kept.
+        let r = std::sync::Arc::new(r);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(r.clone()) {
+            e.insert(self.next);
             self.order.insert(self.next, r);
             self.next += 1;
         }

@@ -24,6 +24,9 @@
 //! - Secrets persist: site credentials and policy API tokens are kept in their own
 //!   columns (the serialised documents never contain them) and are restored on read.
 //! - Same semantics as [`super::MemoryStore`]: both pass the shared contract suite.
+//! - Saves scale with the change: a group's members are rows of their own, and a
+//!   save writes only the members that differ from the copy this handle last wrote
+//!   or read (all of them when another connection committed since).
 //!
 //! # Caveats
 //! - Calls are synchronous inside the async methods, behind one mutex: statements
@@ -145,6 +148,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (operation_id, seq)
     ) STRICT, WITHOUT ROWID;
     ",
+    // 2: a group's members in rows of their own (the group's document keeps an empty
+    // `members`), so a save writes the members that changed instead of the whole
+    // group: megabytes for a group of thousands of VMs. A rowid table: its rows (a
+    // kilobyte or more) would overflow the pages of a `WITHOUT ROWID` table's index
+    // and make every key comparison read them whole.
+    "
+    CREATE TABLE protection_group_members (
+        protection_group_id TEXT NOT NULL
+            REFERENCES protection_groups (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (protection_group_id, position)
+    ) STRICT;
+    INSERT INTO protection_group_members (protection_group_id, position, document)
+        SELECT g.id, m.key, m.value
+        FROM protection_groups AS g, json_each(g.document, '$.members') AS m;
+    UPDATE protection_groups SET document = json_set(document, '$.members', json('[]'));
+    ",
 ];
 
 /// The schema version this build writes and understands.
@@ -193,10 +214,10 @@ struct Inner {
 /// and this store has not written or deleted the group since (it drops the copy
 /// first when it does).
 struct CachedGroup {
-    /// `PRAGMA data_version` of the connection, read before the document was.
+    /// `PRAGMA data_version` of the connection, read before the group was.
     data_version: i64,
-    /// Length of the stored document: sizes the buffer of the next write.
-    document_len: usize,
+    /// The group as its rows hold it: the next save writes only the members that
+    /// differ from this copy's.
     group: Arc<ProtectionGroup>,
 }
 
@@ -564,16 +585,14 @@ impl SqliteStore {
             .map(|c| c.group.clone())
     }
 
-    /// Remembers `group`, stored at `data_version` as a document of `document_len`
-    /// bytes.
-    fn remember_group(&self, group: Arc<ProtectionGroup>, data_version: i64, document_len: usize) {
+    /// Remembers `group`, stored or read at `data_version`.
+    fn remember_group(&self, group: Arc<ProtectionGroup>, data_version: i64) {
         *self
             .inner
             .last_group
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(CachedGroup {
             data_version,
-            document_len,
             group,
         });
     }
@@ -805,8 +824,127 @@ fn data_version(conn: &Connection, path: &str) -> Result<i64, StoreError> {
         .db(path)
 }
 
-fn read_group(id: &str, document: &str) -> Result<ProtectionGroup, StoreError> {
-    from_json(|| format!("protection group {id}"), document)
+/// A group from its document and its member rows.
+fn load_group(
+    conn: &Connection,
+    path: &str,
+    id: &str,
+    document: &str,
+) -> Result<ProtectionGroup, StoreError> {
+    let mut group: ProtectionGroup = from_json(|| format!("protection group {id}"), document)?;
+    if !group.members.is_empty() {
+        return Err(corrupt(
+            path,
+            format!("protection group {id}: members inside the group's document"),
+        ));
+    }
+    let mut st = conn
+        .prepare_cached(
+            "SELECT position, document FROM protection_group_members \
+             WHERE protection_group_id = ?1 ORDER BY position",
+        )
+        .db(path)?;
+    let mut rows = st.query([id]).db(path)?;
+    while let Some(row) = rows.next().db(path)? {
+        let position: i64 = row.get(0).db(path)?;
+        if usize::try_from(position).ok() != Some(group.members.len()) {
+            return Err(corrupt(
+                path,
+                format!(
+                    "protection group {id}: member row {position} where row {} belongs",
+                    group.members.len()
+                ),
+            ));
+        }
+        let text = row
+            .get_ref(1)
+            .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+            .db(path)?;
+        group.members.push(from_json(
+            || format!("protection group {id} member {position}"),
+            text,
+        )?);
+    }
+    Ok(group)
+}
+
+/// A group's document: the group without its members, which have rows of their own.
+fn group_header(pg: &ProtectionGroup) -> Result<String, StoreError> {
+    /// The fields of [`ProtectionGroup`] by reference, `members` empty. Built by an
+    /// exhaustive destructuring, so a new field cannot be left out.
+    #[derive(Serialize)]
+    struct Header<'a> {
+        id: &'a ProtectionGroupId,
+        name: &'a String,
+        description: &'a String,
+        project_id: &'a ProjectId,
+        status: &'a crate::model::PgStatus,
+        replication_type: &'a crate::model::ReplicationType,
+        primary_site_id: &'a SiteId,
+        secondary_site_id: &'a SiteId,
+        current_primary_site_id: &'a SiteId,
+        failover_count: &'a u32,
+        last_failover_at: &'a Option<DateTime<Utc>>,
+        last_replication_at: &'a Option<DateTime<Utc>>,
+        version: &'a u64,
+        replication_source_site_id: &'a Option<SiteId>,
+        sites: &'a std::collections::BTreeMap<SiteId, crate::model::SiteBinding>,
+        members: [(); 0],
+        mappings: &'a Vec<crate::model::DirectionalMappings>,
+        stale: &'a std::collections::BTreeMap<SiteId, crate::model::StaleResources>,
+        test_resources: &'a Option<crate::model::TestResources>,
+        created_at: &'a DateTime<Utc>,
+        updated_at: &'a DateTime<Utc>,
+    }
+    let ProtectionGroup {
+        id,
+        name,
+        description,
+        project_id,
+        status,
+        replication_type,
+        primary_site_id,
+        secondary_site_id,
+        current_primary_site_id,
+        failover_count,
+        last_failover_at,
+        last_replication_at,
+        version,
+        replication_source_site_id,
+        sites,
+        members: _,
+        mappings,
+        stale,
+        test_resources,
+        created_at,
+        updated_at,
+    } = pg;
+    to_json(
+        || group_key(id),
+        &Header {
+            id,
+            name,
+            description,
+            project_id,
+            status,
+            replication_type,
+            primary_site_id,
+            secondary_site_id,
+            current_primary_site_id,
+            failover_count,
+            last_failover_at,
+            last_replication_at,
+            version,
+            replication_source_site_id,
+            sites,
+            members: [],
+            mappings,
+            stale,
+            test_resources,
+            created_at,
+            updated_at,
+        },
+    )
 }
 
 #[async_trait]
@@ -1045,23 +1183,24 @@ impl MetadataStore for SqliteStore {
         pg: Arc<ProtectionGroup>,
         document: &GroupDocument,
     ) -> Result<(), StoreError> {
-        // The cached copy is replaced below: let it go first, so the old and the new
-        // document (megabytes for a large group) are not both held while writing. Its
-        // length sizes the new document's buffer.
-        let previous = self
-            .forget_group()
-            .filter(|c| c.group.id == pg.id)
-            .map_or(0, |c| c.document_len);
-        let document = document
-            .get_or_encode(|| to_json_sized(|| group_key(&pg.id), &*pg, previous + previous / 8))?;
-        let document_len = document.len();
+        // The copy of the group this connection last wrote or read says what its
+        // member rows hold, as long as no other connection committed since: only the
+        // members that differ from it are written. It is replaced below.
+        let previous = self.forget_group().filter(|c| c.group.id == pg.id);
+        let header = document.get_or_encode(|| group_header(&pg))?;
         let version = self.with_conn(|conn, path| {
-            // Read before writing: a commit of another connection in between leaves the
-            // copy remembered below looking outdated, never current.
-            let version = data_version(conn, path)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .db(path)?;
+            // Read under the write lock: no other connection can commit until ours.
+            let version = data_version(&tx, path)?;
+            let stored = previous
+                .as_ref()
+                .filter(|c| c.data_version == version)
+                .map(|c| c.group.members.as_slice());
             // An upsert, not `INSERT OR REPLACE`: replacing would delete the row and
-            // cascade to the group's policy and sync state.
-            conn.prepare_cached(
+            // cascade to the group's policy, sync state and members.
+            tx.prepare_cached(
                 "INSERT INTO protection_groups (id, project_id, name, status, document) \
                  VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, \
@@ -1073,7 +1212,7 @@ impl MetadataStore for SqliteStore {
                     pg.project_id.as_str(),
                     pg.name,
                     pg.status.as_str(),
-                    document
+                    header
                 ])
             })
             .map_err(|e| {
@@ -1084,9 +1223,50 @@ impl MetadataStore for SqliteStore {
                     )
                 })
             })?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO protection_group_members \
+                         (protection_group_id, position, document) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (protection_group_id, position) \
+                         DO UPDATE SET document = excluded.document",
+                    )
+                    .db(path)?;
+                let mut buffer = Vec::with_capacity(2048);
+                for (position, member) in pg.members.iter().enumerate() {
+                    if stored.and_then(|s| s.get(position)) == Some(member) {
+                        continue;
+                    }
+                    buffer.clear();
+                    let what = || format!("{} member {position}", group_key(&pg.id));
+                    serde_json::to_writer(&mut buffer, member).map_err(|source| {
+                        StoreError::Codec {
+                            what: what(),
+                            source,
+                        }
+                    })?;
+                    let text = std::str::from_utf8(&buffer)
+                        .map_err(|e| corrupt(path, format!("{}: {e}", what())))?;
+                    let position = i64::try_from(position)
+                        .map_err(|_| corrupt(path, format!("{}: position out of range", what())))?;
+                    upsert
+                        .execute(params![pg.id.as_str(), position, text])
+                        .db(path)?;
+                }
+            }
+            if stored.is_none_or(|s| s.len() > pg.members.len()) {
+                let end = i64::try_from(pg.members.len()).unwrap_or(i64::MAX);
+                tx.prepare_cached(
+                    "DELETE FROM protection_group_members \
+                     WHERE protection_group_id = ?1 AND position >= ?2",
+                )
+                .and_then(|mut st| st.execute(params![pg.id.as_str(), end]))
+                .db(path)?;
+            }
+            tx.commit().db(path)?;
             Ok(version)
         })?;
-        self.remember_group(pg, version, document_len);
+        self.remember_group(pg, version);
         Ok(())
     }
 
@@ -1115,14 +1295,17 @@ impl MetadataStore for SqliteStore {
                 .prepare_cached("SELECT document FROM protection_groups WHERE id = ?1")
                 .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
                 .db(path)?;
-            Ok((version, Ok(document)))
+            document
+                .map(|d| load_group(conn, path, id.as_str(), &d))
+                .transpose()
+                .map(|g| (version, Ok(g)))
         })?;
         match document {
             Err(cached) => Ok(Some(cached)),
             Ok(None) => Ok(None),
-            Ok(Some(document)) => {
-                let group = Arc::new(read_group(id.as_str(), &document)?);
-                self.remember_group(group.clone(), version, document.len());
+            Ok(Some(group)) => {
+                let group = Arc::new(group);
+                self.remember_group(group.clone(), version);
                 Ok(Some(group))
             }
         }
@@ -1132,7 +1315,7 @@ impl MetadataStore for SqliteStore {
         &self,
         project: Option<&ProjectId>,
     ) -> Result<Vec<ProtectionGroup>, StoreError> {
-        let (version, rows) = self.with_conn(|conn, path| {
+        self.with_conn(|conn, path| {
             let version = data_version(conn, path)?;
             let rows: Vec<(String, String)> = conn
                 .prepare_cached(
@@ -1146,20 +1329,19 @@ impl MetadataStore for SqliteStore {
                     .collect()
                 })
                 .db(path)?;
-            Ok((version, rows))
-        })?;
-        rows.into_iter()
-            .map(|(id, d)| match self.cached_group(&id, version) {
-                Some(group) => Ok(Arc::unwrap_or_clone(group)),
-                None => read_group(&id, &d),
-            })
-            .collect()
+            rows.into_iter()
+                .map(|(id, d)| match self.cached_group(&id, version) {
+                    Some(group) => Ok(Arc::unwrap_or_clone(group)),
+                    None => load_group(conn, path, &id, &d),
+                })
+                .collect()
+        })
     }
 
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError> {
         self.forget_group();
         self.with_conn(|conn, path| {
-            // Policy and sync state go with it (ON DELETE CASCADE).
+            // Members, policy and sync state go with it (ON DELETE CASCADE).
             let n = conn
                 .prepare_cached("DELETE FROM protection_groups WHERE id = ?1")
                 .and_then(|mut st| st.execute([id.as_str()]))
@@ -1334,6 +1516,174 @@ mod tests {
             Some(g.clone())
         );
         assert_eq!(b.get_protection_group(&g.id).await.unwrap(), Some(g));
+    }
+
+    /// `g` with `n` members, copies of its first with ids `m-0`, `m-1`, ...
+    fn with_members(mut g: ProtectionGroup, n: usize) -> ProtectionGroup {
+        let first = g.members[0].clone();
+        g.members = (0..n)
+            .map(|i| {
+                let mut m = first.clone();
+                m.id = crate::ids::MemberId::from(format!("m-{i}"));
+                m.instance_name = format!("web-{i}");
+                m
+            })
+            .collect();
+        g
+    }
+
+    /// Positions of the member rows `store` inserts or updates from now on.
+    fn log_member_writes(store: &SqliteStore) {
+        store
+            .with_conn(|c, p| {
+                c.execute_batch(
+                    "CREATE TEMP TABLE member_writes (position INTEGER);
+                     CREATE TEMP TRIGGER member_inserted AFTER INSERT ON protection_group_members
+                     BEGIN INSERT INTO member_writes VALUES (new.position); END;
+                     CREATE TEMP TRIGGER member_updated AFTER UPDATE ON protection_group_members
+                     BEGIN INSERT INTO member_writes VALUES (new.position); END;",
+                )
+                .db(p)
+            })
+            .unwrap();
+    }
+
+    fn member_writes(store: &SqliteStore) -> Vec<i64> {
+        store
+            .with_conn(|c, p| {
+                let w = c
+                    .prepare("SELECT position FROM member_writes ORDER BY rowid")
+                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                    .db(p)?;
+                c.execute("DELETE FROM member_writes", []).db(p)?;
+                Ok(w)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_save_writes_only_the_members_that_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.db");
+        let store = SqliteStore::open(&path).unwrap();
+        log_member_writes(&store);
+        let mut g = with_members(group("pg-1", "p1", "app"), 5);
+        store.put_protection_group(&g).await.unwrap();
+        assert_eq!(member_writes(&store), vec![0, 1, 2, 3, 4]);
+
+        // A status change writes no member.
+        g.status = crate::model::PgStatus::FailingOver;
+        store.put_protection_group(&g).await.unwrap();
+        assert_eq!(member_writes(&store), Vec::<i64>::new());
+
+        // One member changed, one removed from the end.
+        g.members[2].instance_id = crate::ids::ServerId::from("srv-new");
+        g.members.pop();
+        store.put_protection_group(&g).await.unwrap();
+        assert_eq!(member_writes(&store), vec![2]);
+        let fresh = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            fresh.get_protection_group(&g.id).await.unwrap(),
+            Some(g.clone())
+        );
+
+        // After a read that found the group changed elsewhere, the next save compares
+        // with what was read.
+        let mut other = g.clone();
+        other.members[0].instance_name = "renamed".to_owned();
+        fresh.put_protection_group(&other).await.unwrap();
+        let mut seen = store.get_protection_group(&g.id).await.unwrap().unwrap();
+        assert_eq!(seen, other);
+        seen.members[3].instance_name = "also renamed".to_owned();
+        store.put_protection_group(&seen).await.unwrap();
+        assert_eq!(member_writes(&store), vec![3]);
+        assert_eq!(fresh.get_protection_group(&g.id).await.unwrap(), Some(seen));
+    }
+
+    #[tokio::test]
+    async fn a_save_over_a_group_changed_elsewhere_since_it_was_read_stores_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.db");
+        let (a, b) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let g = with_members(group("pg-1", "p1", "app"), 3);
+        a.put_protection_group(&g).await.unwrap();
+        let mut mine = b.get_protection_group(&g.id).await.unwrap().unwrap();
+        // `a` changes a member and adds two after `b` read the group.
+        let mut theirs = with_members(g.clone(), 5);
+        theirs.members[1].instance_name = "theirs".to_owned();
+        a.put_protection_group(&theirs).await.unwrap();
+        // `b` saves its own change over it: the group stored is `b`'s, whole.
+        mine.members[0].instance_name = "mine".to_owned();
+        b.put_protection_group(&mine).await.unwrap();
+        assert_eq!(
+            a.get_protection_group(&g.id).await.unwrap(),
+            Some(mine.clone())
+        );
+        let fresh = SqliteStore::open(&path).unwrap();
+        assert_eq!(fresh.get_protection_group(&g.id).await.unwrap(), Some(mine));
+    }
+
+    #[tokio::test]
+    async fn groups_of_a_version_1_store_keep_their_members_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.db");
+        let g = with_members(group("pg-1", "p1", "app"), 3);
+        let empty = group("pg-2", "p1", "empty");
+        let mut empty = empty;
+        empty.members.clear();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn, "site.db", &MIGRATIONS[..1]).unwrap();
+            for pg in [&g, &empty] {
+                conn.execute(
+                    "INSERT INTO protection_groups (id, project_id, name, status, document) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        pg.id.as_str(),
+                        pg.project_id.as_str(),
+                        pg.name,
+                        pg.status.as_str(),
+                        serde_json::to_string(pg).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.get_protection_group(&g.id).await.unwrap(),
+            Some(g.clone())
+        );
+        assert_eq!(
+            store.list_protection_groups(None).await.unwrap(),
+            vec![g, empty]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_member_rows_is_reported_corrupt() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let g = with_members(group("pg-1", "p1", "app"), 3);
+        store.put_protection_group(&g).await.unwrap();
+        store
+            .with_conn(|c, p| {
+                c.execute(
+                    "DELETE FROM protection_group_members WHERE position = 1",
+                    [],
+                )
+                .db(p)
+            })
+            .unwrap();
+        let fresh = store.clone();
+        fresh.forget_group();
+        let e = fresh.get_protection_group(&g.id).await.unwrap_err();
+        assert!(
+            e.to_string().contains("member row 2 where row 1 belongs"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1630,17 +1980,17 @@ mod tests {
                 .unwrap()
         };
 
-        let broken = [
-            MIGRATIONS[0],
-            "CREATE TABLE extra (x INTEGER) STRICT; CREATE TABLE broken (",
-        ];
+        let current = supported_version();
+        let mut broken = MIGRATIONS.to_vec();
+        broken.push("CREATE TABLE extra (x INTEGER) STRICT; CREATE TABLE broken (");
         assert!(migrate(&mut conn, "site-a.db", &broken).is_err());
-        assert_eq!(version(&conn), 1);
+        assert_eq!(version(&conn), current);
         assert!(!table_exists(&conn));
 
-        let fixed = [MIGRATIONS[0], "CREATE TABLE extra (x INTEGER) STRICT;"];
+        let mut fixed = MIGRATIONS.to_vec();
+        fixed.push("CREATE TABLE extra (x INTEGER) STRICT;");
         migrate(&mut conn, "site-a.db", &fixed).unwrap();
-        assert_eq!(version(&conn), 2);
+        assert_eq!(version(&conn), current + 1);
         assert!(table_exists(&conn));
     }
 
