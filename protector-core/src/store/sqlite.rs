@@ -150,9 +150,10 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: a group's members in rows of their own (the group's document keeps an empty
     // `members`), so a save writes the members that changed instead of the whole
-    // group: megabytes for a group of thousands of VMs. A rowid table: its rows (a
-    // kilobyte or more) would overflow the pages of a `WITHOUT ROWID` table's index
-    // and make every key comparison read them whole.
+    // group: megabytes for a group of thousands of VMs; and a journal write as one
+    // row, however many events it stores. Rowid tables: their rows (a kilobyte or
+    // more) would overflow the pages of a `WITHOUT ROWID` table's index and make
+    // every key comparison read them whole.
     "
     CREATE TABLE protection_group_members (
         protection_group_id TEXT NOT NULL
@@ -165,6 +166,20 @@ const MIGRATIONS: &[&str] = &[
         SELECT g.id, m.key, m.value
         FROM protection_groups AS g, json_each(g.document, '$.members') AS m;
     UPDATE protection_groups SET document = json_set(document, '$.members', json('[]'));
+
+    -- A journal write (a group commit of many events) is one row: `count` entries
+    -- from `first_seq` on, as a JSON array of objects with `at` and `event`.
+    CREATE TABLE operation_journal_batches (
+        operation_id TEXT NOT NULL REFERENCES dr_operations (id) ON DELETE CASCADE,
+        first_seq INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        entries TEXT NOT NULL,
+        PRIMARY KEY (operation_id, first_seq)
+    ) STRICT;
+    INSERT INTO operation_journal_batches (operation_id, first_seq, count, entries)
+        SELECT operation_id, seq, 1, json_array(json_object('at', at, 'event', json(event)))
+        FROM operation_journal;
+    DROP TABLE operation_journal;
     ",
 ];
 
@@ -597,27 +612,27 @@ impl SqliteStore {
         });
     }
 
-    /// Appends `events` to an operation's journal in one `IMMEDIATE` transaction: the
-    /// next sequence number is read and used under the write lock, so concurrent
-    /// writers (even in other processes) never collide, and the batch is stored whole
-    /// or not at all.
+    /// Appends `events` to an operation's journal in one `IMMEDIATE` transaction, as
+    /// one row: the next sequence number is read and used under the write lock, so
+    /// concurrent writers (even in other processes) never collide, and the batch is
+    /// stored whole or not at all.
     fn append_entries(
         &self,
         id: &OperationId,
         events: Vec<(DateTime<Utc>, JournalEvent)>,
     ) -> Result<Vec<JournalEntry>, StoreError> {
-        let documents = events
+        let stored: Vec<StoredEntry<'_>> = events
             .iter()
-            .map(|(_, event)| {
-                // Most events take a few hundred bytes.
-                to_json_sized(
-                    || format!("journal event of {}", operation_key(id.as_str())),
-                    event,
-                    512,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.with_conn(|conn, path| {
+            .map(|(at, event)| StoredEntry { at: ts(at), event })
+            .collect();
+        // Most events take a few hundred bytes.
+        let document = to_json_sized(
+            || format!("journal of {}", operation_key(id.as_str())),
+            &stored,
+            stored.len() * 512,
+        )?;
+        drop(stored);
+        let first = self.with_conn(|conn, path| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .db(path)?;
@@ -632,38 +647,49 @@ impl SqliteStore {
             }
             let first: i64 = tx
                 .prepare_cached(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM operation_journal WHERE operation_id = ?1",
+                    "SELECT first_seq + count FROM operation_journal_batches \
+                     WHERE operation_id = ?1 ORDER BY first_seq DESC LIMIT 1",
                 )
-                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)))
+                .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
+                .db(path)?
+                .unwrap_or(0);
+            if !events.is_empty() {
+                let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+                tx.prepare_cached(
+                    "INSERT INTO operation_journal_batches \
+                     (operation_id, first_seq, count, entries) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut st| st.execute(params![id.as_str(), first, count, document]))
                 .db(path)?;
-            let mut out = Vec::with_capacity(events.len());
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO operation_journal (operation_id, seq, at, event) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .db(path)?;
-                for (next, ((at, event), document)) in
-                    (first..).zip(events.into_iter().zip(documents))
-                {
-                    insert
-                        .execute(params![id.as_str(), next, ts(&at), document])
-                        .db(path)?;
-                    let seq = u64::try_from(next).map_err(|_| {
-                        corrupt(path, format!("journal of {id}: negative sequence {next}"))
-                    })?;
-                    out.push(JournalEntry {
-                        operation_id: id.clone(),
-                        seq,
-                        at,
-                        event,
-                    });
-                }
             }
             tx.commit().db(path)?;
-            Ok(out)
-        })
+            u64::try_from(first)
+                .map_err(|_| corrupt(path, format!("journal of {id}: negative sequence {first}")))
+        })?;
+        Ok((first..)
+            .zip(events)
+            .map(|(seq, (at, event))| JournalEntry {
+                operation_id: id.clone(),
+                seq,
+                at,
+                event,
+            })
+            .collect())
     }
+}
+
+/// One journal entry as a batch row stores it.
+#[derive(Serialize)]
+struct StoredEntry<'a> {
+    at: String,
+    event: &'a JournalEvent,
+}
+
+/// [`StoredEntry`] as read back.
+#[derive(serde::Deserialize)]
+struct ReadEntry {
+    at: String,
+    event: JournalEvent,
 }
 
 /// Refuses files that are not protector stores or are newer or damaged, without
@@ -1069,27 +1095,50 @@ impl OperationStore for SqliteStore {
 
     async fn journal(&self, id: &OperationId) -> Result<Vec<JournalEntry>, StoreError> {
         self.with_conn(|conn, path| {
-            let rows: Vec<(i64, String, String)> = conn
+            let mut st = conn
                 .prepare_cached(
-                    "SELECT seq, at, event FROM operation_journal WHERE operation_id = ?1 ORDER BY seq",
+                    "SELECT first_seq, count, entries FROM operation_journal_batches \
+                     WHERE operation_id = ?1 ORDER BY first_seq",
                 )
-                .and_then(|mut st| {
-                    st.query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
-                })
                 .db(path)?;
-            rows.into_iter()
-                .map(|(seq, at, event)| {
+            let mut rows = st.query([id.as_str()]).db(path)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().db(path)? {
+                let first: i64 = row.get(0).db(path)?;
+                let count: i64 = row.get(1).db(path)?;
+                let what = format!("journal of {id} entries from {first}");
+                if u64::try_from(first).ok() != Some(out.len() as u64) {
+                    return Err(corrupt(
+                        path,
+                        format!("{what}: entry {} expected first", out.len()),
+                    ));
+                }
+                let text = row
+                    .get_ref(2)
+                    .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                    .db(path)?;
+                let entries: Vec<ReadEntry> = from_json(|| what.clone(), text)?;
+                if i64::try_from(entries.len()).ok() != Some(count) {
+                    return Err(corrupt(
+                        path,
+                        format!(
+                            "{what}: {} entries where {count} were written",
+                            entries.len()
+                        ),
+                    ));
+                }
+                for entry in entries {
+                    let seq = out.len() as u64;
                     let what = format!("journal of {id} entry {seq}");
-                    Ok(JournalEntry {
+                    out.push(JournalEntry {
                         operation_id: id.clone(),
-                        seq: u64::try_from(seq)
-                            .map_err(|_| corrupt(path, format!("{what}: negative sequence")))?,
-                        at: parse_ts(path, &what, &at)?,
-                        event: from_json(|| what.clone(), &event)?,
-                    })
-                })
-                .collect()
+                        seq,
+                        at: parse_ts(path, &what, &entry.at)?,
+                        event: entry.event,
+                    });
+                }
+            }
+            Ok(out)
         })
     }
 }
@@ -1661,6 +1710,110 @@ mod tests {
             store.list_protection_groups(None).await.unwrap(),
             vec![g, empty]
         );
+    }
+
+    #[tokio::test]
+    async fn journals_of_a_version_1_store_read_the_same_and_go_on_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.db");
+        let o = op("op-1", 1);
+        let at = |i: i64| o.created_at + chrono::Duration::milliseconds(1500 * i + 7);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn, "site.db", &MIGRATIONS[..1]).unwrap();
+            conn.execute(
+                &format!(
+                    "INSERT INTO dr_operations ({OPERATION_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                     ?17, ?18, ?19, ?20)"
+                ),
+                params_from_iter(operation_values(&o).unwrap()),
+            )
+            .unwrap();
+            for i in 0..3 {
+                conn.execute(
+                    "INSERT INTO operation_journal (operation_id, seq, at, event) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        "op-1",
+                        i,
+                        ts(&at(i)),
+                        serde_json::to_string(&note(i)).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let journal = store.journal(&o.id).await.unwrap();
+        let read: Vec<_> = journal
+            .iter()
+            .map(|e| (e.seq, e.at, e.event.clone()))
+            .collect();
+        let written: Vec<_> = (0..3).map(|i| (i as u64, at(i), note(i))).collect();
+        assert_eq!(read, written);
+        let next = store.append_journal(&o.id, at(3), note(3)).await.unwrap();
+        assert_eq!(next.seq, 3);
+        let batch = store
+            .append_journal_batch(&o.id, vec![(at(4), note(4)), (at(5), note(5))])
+            .await
+            .unwrap();
+        assert_eq!(batch.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        let journal = store.journal(&o.id).await.unwrap();
+        let read: Vec<_> = journal
+            .iter()
+            .map(|e| (e.seq, e.at, e.event.clone()))
+            .collect();
+        let written: Vec<_> = (0..6).map(|i| (i as u64, at(i), note(i))).collect();
+        assert_eq!(read, written);
+    }
+
+    #[tokio::test]
+    async fn a_journal_row_that_does_not_follow_its_predecessor_is_reported_corrupt() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let o = op("op-1", 1);
+        store.insert_operation(&o).await.unwrap();
+        store
+            .append_journal_batch(
+                &o.id,
+                vec![(o.created_at, note(0)), (o.created_at, note(1))],
+            )
+            .await
+            .unwrap();
+        store
+            .append_journal(&o.id, o.created_at, note(2))
+            .await
+            .unwrap();
+        store
+            .with_conn(|c, p| {
+                c.execute(
+                    "UPDATE operation_journal_batches SET count = 3 WHERE first_seq = 0",
+                    [],
+                )
+                .db(p)
+            })
+            .unwrap();
+        let e = store.journal(&o.id).await.unwrap_err();
+        assert!(
+            e.to_string().contains("2 entries where 3 were written"),
+            "{e}"
+        );
+        store
+            .with_conn(|c, p| {
+                c.execute(
+                    "UPDATE operation_journal_batches SET count = 2 WHERE first_seq = 0; ",
+                    [],
+                )
+                .db(p)?;
+                c.execute(
+                    "UPDATE operation_journal_batches SET first_seq = 3 WHERE first_seq = 2",
+                    [],
+                )
+                .db(p)
+            })
+            .unwrap();
+        let e = store.journal(&o.id).await.unwrap_err();
+        assert!(e.to_string().contains("entry 2 expected first"), "{e}");
     }
 
     #[tokio::test]
