@@ -1108,7 +1108,9 @@ impl Run {
             .take()
             .into_iter()
             .collect();
-        if !already {
+        let pg = if already {
+            pg
+        } else {
             // Put the recovered volumes into the target site's consistency group.
             if let Some(gid) = pg
                 .sites
@@ -1162,6 +1164,9 @@ impl Run {
             let mappings = op.parameters.mappings.clone();
             let (s2, t2) = (source.clone(), target.clone());
             let (managed, booted, member_failed) = (&managed, &booted, &member_failed);
+            // The group as it was is not needed any more: let it go before the updated
+            // copy is made (for thousands of members, megabytes each).
+            drop(pg);
             self.update_pg(move |pg| {
                 let mut stale = StaleResources::default();
                 for m in &mut pg.members {
@@ -1217,8 +1222,12 @@ impl Run {
                 Ok(())
             })
             .await?;
-        }
+            self.pg_shared().await?
+        };
+        drop(managed);
+        // Members keep their ids and names through the update.
         let result = self.result_data(&pg, &booted, &member_failed, warnings);
+        drop(pg);
         self.set_result(result).await
     }
 
