@@ -2,8 +2,9 @@
 //! with SQLite stores: the engine's own cost, without simulated latency. Each sample
 //! builds a fresh protected world (not timed) and times one planned failover under
 //! paused tokio time, from the request to the operation's end (the bench's checks
-//! before and after are not timed). `cargo bench --bench failover -- failover_zero_sqlite/1000` runs
-//! one size; the peak memory per VM is in `examples/rto_report.rs`.
+//! before and after are not timed).
+//! `cargo bench --bench failover -- failover_zero_sqlite/1000` runs one size; the peak
+//! memory per VM is in `examples/rto_report.rs`.
 
 mod support;
 

@@ -653,6 +653,9 @@ impl SqliteStore {
                 .and_then(|mut st| st.query_row([id.as_str()], |r| r.get(0)).optional())
                 .db(path)?
                 .unwrap_or(0);
+            let first_seq = u64::try_from(first).map_err(|_| {
+                corrupt(path, format!("journal of {id}: negative sequence {first}"))
+            })?;
             if !events.is_empty() {
                 let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
                 tx.prepare_cached(
@@ -663,8 +666,7 @@ impl SqliteStore {
                 .db(path)?;
             }
             tx.commit().db(path)?;
-            u64::try_from(first)
-                .map_err(|_| corrupt(path, format!("journal of {id}: negative sequence {first}")))
+            Ok(first_seq)
         })?;
         Ok((first..)
             .zip(events)
