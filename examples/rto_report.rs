@@ -297,7 +297,7 @@ fn overhead_table(args: &Args) {
 }
 
 /// Memory counters around the last measured operation.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Measured {
     live_before: usize,
     peak: usize,

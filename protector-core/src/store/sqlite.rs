@@ -852,6 +852,17 @@ fn data_version(conn: &Connection, path: &str) -> Result<i64, StoreError> {
         .db(path)
 }
 
+/// Column `index` of `row` as text, without copying it.
+fn text_column<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+    path: &str,
+) -> Result<&'r str, StoreError> {
+    row.get_ref(index)
+        .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+        .db(path)
+}
+
 /// A group from its document and its member rows.
 fn load_group(
     conn: &Connection,
@@ -884,10 +895,7 @@ fn load_group(
                 ),
             ));
         }
-        let text = row
-            .get_ref(1)
-            .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
-            .db(path)?;
+        let text = text_column(row, 1, path)?;
         group.members.push(from_json(
             || format!("protection group {id} member {position}"),
             text,
@@ -1115,10 +1123,7 @@ impl OperationStore for SqliteStore {
                         format!("{what}: entry {} expected first", out.len()),
                     ));
                 }
-                let text = row
-                    .get_ref(2)
-                    .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
-                    .db(path)?;
+                let text = text_column(row, 2, path)?;
                 let entries: Vec<ReadEntry> = from_json(|| what.clone(), text)?;
                 if i64::try_from(entries.len()).ok() != Some(count) {
                     return Err(corrupt(
@@ -1283,21 +1288,12 @@ impl MetadataStore for SqliteStore {
                          DO UPDATE SET document = excluded.document",
                     )
                     .db(path)?;
-                let mut buffer = Vec::with_capacity(2048);
                 for (position, member) in pg.members.iter().enumerate() {
                     if stored.and_then(|s| s.get(position)) == Some(member) {
                         continue;
                     }
-                    buffer.clear();
                     let what = || format!("{} member {position}", group_key(&pg.id));
-                    serde_json::to_writer(&mut buffer, member).map_err(|source| {
-                        StoreError::Codec {
-                            what: what(),
-                            source,
-                        }
-                    })?;
-                    let text = std::str::from_utf8(&buffer)
-                        .map_err(|e| corrupt(path, format!("{}: {e}", what())))?;
+                    let text = to_json(what, member)?;
                     let position = i64::try_from(position)
                         .map_err(|_| corrupt(path, format!("{}: position out of range", what())))?;
                     upsert
