@@ -3,7 +3,7 @@
 //! Pure driver's renames and destroys, host connections, write sequences).
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,60 +22,67 @@ use crate::world::WorldInner;
 /// inside a pod (`<pod>::<name>`) once the volume was moved into one, as the Pure driver
 /// resolves a sync-replicated volume's name from its pod.
 fn resolve<'a>(s: &ArrayFabricState, array: &str, name: &'a str) -> Cow<'a, str> {
-    if s.has_volume(array, name) {
+    let pods = s.pod_names(array);
+    if pods.is_empty() || s.has_volume(array, name) {
         return Cow::Borrowed(name);
     }
     let base = after_pod(name);
-    s.pod_names(array)
-        .into_iter()
+    pods.into_iter()
         .map(|pod| format!("{pod}::{base}"))
         .find(|candidate| s.has_volume(array, candidate))
         .map_or(Cow::Borrowed(name), Cow::Owned)
 }
 
-/// An effect's `Debug` text, written without the general formatter for the names the
-/// simulator uses (which `Debug` prints as they are, in quotes).
-struct EffectText<'a>(&'a ArrayEffect);
-
-impl fmt::Display for EffectText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ArrayEffect::Writing { volume, writing } => {
-                f.write_str("Writing { volume: ")?;
-                quoted(f, volume)?;
-                f.write_str(if *writing {
-                    ", writing: true }"
-                } else {
-                    ", writing: false }"
-                })
-            }
-            ArrayEffect::Rename { from, to } => {
-                f.write_str("Rename { from: ")?;
-                quoted(f, from)?;
-                f.write_str(", to: ")?;
-                quoted(f, to)?;
-                f.write_str(" }")
-            }
-            ArrayEffect::Destroy { volume } => {
-                f.write_str("Destroy { volume: ")?;
-                quoted(f, volume)?;
-                f.write_str(" }")
-            }
+/// Appends an effect's `Debug` text, written without the general formatter for the
+/// names the simulator uses (which `Debug` prints as they are, in quotes).
+fn push_effect(s: &mut String, effect: &ArrayEffect) {
+    match effect {
+        ArrayEffect::Writing { volume, writing } => {
+            s.push_str("Writing { volume: ");
+            push_quoted(s, volume);
+            s.push_str(if *writing {
+                ", writing: true }"
+            } else {
+                ", writing: false }"
+            });
+        }
+        ArrayEffect::Rename { from, to } => {
+            s.push_str("Rename { from: ");
+            push_quoted(s, from);
+            s.push_str(", to: ");
+            push_quoted(s, to);
+            s.push_str(" }");
+        }
+        ArrayEffect::Destroy { volume } => {
+            s.push_str("Destroy { volume: ");
+            push_quoted(s, volume);
+            s.push_str(" }");
         }
     }
 }
 
-/// `s` as `{:?}` prints it.
-fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    let plain = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.' | b'#' | b'@'));
+/// The bytes `{:?}` prints as they are, without escaping.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':' | b'.' | b'#' | b'@');
+        b += 1;
+    }
+    t
+};
+
+/// Appends `v` as `{:?}` prints it.
+fn push_quoted(s: &mut String, v: &str) {
+    let plain = v.bytes().all(|b| PLAIN[usize::from(b)]);
     if plain {
-        f.write_str("\"")?;
-        f.write_str(s)?;
-        f.write_str("\"")
+        s.push('"');
+        s.push_str(v);
+        s.push('"');
     } else {
-        fmt::Debug::fmt(s, f)
+        // Writing to a `String` cannot fail.
+        let _ = write!(s, "{v:?}");
     }
 }
 
@@ -153,13 +160,14 @@ impl WorldInner {
                     }
                 }
             });
-            match r {
-                Ok(()) => self.log(site, format_args!("array {}", EffectText(&effect))),
-                Err(e) => self.log(
-                    site,
-                    format_args!("array {} failed: {}", EffectText(&effect), e.message),
-                ),
-            }
+            self.log.record_with(Some(site), |s| {
+                s.push_str("array ");
+                push_effect(s, &effect);
+                if let Err(e) = &r {
+                    s.push_str(" failed: ");
+                    s.push_str(&e.message);
+                }
+            });
         }
     }
 
@@ -287,7 +295,9 @@ mod tests {
             },
         ];
         for e in &effects {
-            assert_eq!(EffectText(e).to_string(), format!("{e:?}"));
+            let mut s = String::new();
+            push_effect(&mut s, e);
+            assert_eq!(s, format!("{e:?}"));
         }
     }
 }

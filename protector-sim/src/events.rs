@@ -2,11 +2,14 @@
 //! virtual time. Its digest ([`crate::SimWorld::digest`]) is the determinism auditor's
 //! fingerprint of a run.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use crate::call::CallKind;
+use crate::hash::FixedHash;
 use crate::site::SimSite;
 
 /// One entry of the log.
@@ -99,10 +102,18 @@ pub(crate) struct Lines {
 impl Lines {
     /// Appends `line` (formatted) and returns where it ends.
     pub(crate) fn push(&mut self, line: impl fmt::Display) -> LineEnd {
+        // Writing to a `String` cannot fail.
+        self.push_with(|s| {
+            let _ = write!(s, "{line}");
+        })
+    }
+
+    /// Appends the line `write` writes into the string it is given (empty) and returns
+    /// where it ends.
+    pub(crate) fn push_with(&mut self, write: impl FnOnce(&mut String)) -> LineEnd {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        // Writing to a `String` cannot fail.
-        let _ = write!(scratch, "{line}");
+        write(&mut scratch);
         let end = self.push_str(&scratch);
         self.scratch = scratch;
         end
@@ -161,6 +172,12 @@ impl LineLog {
         self.ends.push(end);
     }
 
+    /// Appends the line `write` writes into the string it is given (empty).
+    pub(crate) fn push_with(&mut self, write: impl FnOnce(&mut String)) {
+        let end = self.lines.push_with(write);
+        self.ends.push(end);
+    }
+
     /// Number of lines.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
@@ -173,8 +190,9 @@ impl LineLog {
 }
 
 /// One entry of the [`EventLog`] without its text: its time, and its text's chunk (the
-/// high 24 bits) and site (the low 8: 0 for none, else the site's index plus one) packed
-/// in one word beside the text's end.
+/// high 24 bits) and site (the low 7: 0 for none, else the site's index plus one) packed
+/// in one word beside the text's end. A call the gate admitted has no text: bit 7 is set
+/// and `end` is the index of its kind in [`EventStore::kinds`].
 #[derive(Clone, Copy, Debug)]
 struct EventMeta {
     at_ms: u64,
@@ -182,18 +200,37 @@ struct EventMeta {
     chunk_site: u32,
 }
 
+/// The bit of [`EventMeta::chunk_site`] that marks an admitted call.
+const CALL_BIT: u32 = 0x80;
+
+fn site_code(site: Option<SimSite>) -> u32 {
+    site.map_or(0, |s| s.index() as u32 + 1)
+}
+
 impl EventMeta {
     fn new(at_ms: u64, site: Option<SimSite>, text: LineEnd) -> Self {
-        let site = site.map_or(0, |s| s.index() as u32 + 1);
         Self {
             at_ms,
             end: text.end,
-            chunk_site: (text.chunk.min(0x00ff_ffff) << 8) | site,
+            chunk_site: (text.chunk.min(0x00ff_ffff) << 8) | site_code(site),
         }
     }
 
+    fn call(at_ms: u64, site: SimSite, kind: u32) -> Self {
+        Self {
+            at_ms,
+            end: kind,
+            chunk_site: CALL_BIT | site_code(Some(site)),
+        }
+    }
+
+    /// The index of the call's kind, for an admitted call.
+    fn call_kind(self) -> Option<usize> {
+        (self.chunk_site & CALL_BIT != 0).then_some(self.end as usize)
+    }
+
     fn site(self) -> Option<&'static str> {
-        match self.chunk_site & 0xff {
+        match self.chunk_site & 0x7f {
             0 => None,
             n => SimSite::BOTH.get(n as usize - 1).map(|s| s.name()),
         }
@@ -211,6 +248,58 @@ impl EventMeta {
 struct EventStore {
     meta: Chunked<EventMeta>,
     text: Lines,
+    /// The kinds of the admitted calls logged so far, each once, in order of first use.
+    kinds: Vec<CallKind>,
+    /// The index of each kind in `kinds`.
+    kind_index: HashMap<CallKind, u32, FixedHash>,
+}
+
+impl EventStore {
+    /// The index of `kind` in [`Self::kinds`], added if new.
+    fn kind_index(&mut self, kind: CallKind) -> u32 {
+        let kinds = &mut self.kinds;
+        *self.kind_index.entry(kind).or_insert_with(|| {
+            kinds.push(kind);
+            u32::try_from(kinds.len() - 1).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Calls `f` with the time, site and text of every event, in order.
+    fn for_each(&self, mut f: impl FnMut(EventMeta, EventText<'_>)) {
+        let mut texts = self.text.lines(
+            self.meta
+                .iter()
+                .filter(|m| m.call_kind().is_none())
+                .map(|m| m.text()),
+        );
+        for m in self.meta.iter() {
+            let text = match m.call_kind() {
+                Some(i) => match self.kinds.get(i) {
+                    Some(kind) => EventText::Call(*kind),
+                    None => EventText::Line(""),
+                },
+                None => EventText::Line(texts.next().unwrap_or("")),
+            };
+            f(*m, text);
+        }
+    }
+}
+
+/// The text of one event: a line as recorded, or an admitted call
+/// (`call <service> <kind>`).
+#[derive(Clone, Copy)]
+enum EventText<'a> {
+    Line(&'a str),
+    Call(CallKind),
+}
+
+impl fmt::Display for EventText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Line(text) => f.write_str(text),
+            Self::Call(kind) => write!(f, "call {} {}", kind.service(), kind),
+        }
+    }
 }
 
 /// An append-only, thread-safe event log.
@@ -251,6 +340,23 @@ impl EventLog {
         g.meta.push(EventMeta::new(at_ms, site, text));
     }
 
+    /// Appends an event whose text `write` writes into the string it is given (empty).
+    pub(crate) fn record_with(&self, site: Option<SimSite>, write: impl FnOnce(&mut String)) {
+        let at_ms = self.now_ms();
+        let mut g = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let text = g.text.push_with(write);
+        g.meta.push(EventMeta::new(at_ms, site, text));
+    }
+
+    /// Appends the event of a call the gate admitted on `site`; it reads as
+    /// `call <service> <kind>`.
+    pub(crate) fn record_call(&self, site: SimSite, kind: CallKind) {
+        let at_ms = self.now_ms();
+        let mut g = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let kind = g.kind_index(kind);
+        g.meta.push(EventMeta::call(at_ms, site, kind));
+    }
+
     /// Number of events so far.
     pub(crate) fn len(&self) -> usize {
         self.events
@@ -262,24 +368,22 @@ impl EventLog {
 
     pub(crate) fn snapshot(&self) -> Vec<SimEvent> {
         let g = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let texts = g.text.lines(g.meta.iter().map(|m| m.text()));
-        g.meta
-            .iter()
-            .zip(texts)
-            .map(|(m, text)| SimEvent {
+        let mut out = Vec::with_capacity(g.meta.len());
+        g.for_each(|m, text| {
+            out.push(SimEvent {
                 at_ms: m.at_ms,
                 site: m.site(),
-                text: text.to_owned(),
-            })
-            .collect()
+                text: text.to_string(),
+            });
+        });
+        out
     }
 
     /// Calls `f` with the digest line of every event, in order, under the lock.
     pub(crate) fn for_each_line(&self, mut f: impl FnMut(&str)) {
         let g = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let texts = g.text.lines(g.meta.iter().map(|m| m.text()));
         let mut line = String::new();
-        for (m, text) in g.meta.iter().zip(texts) {
+        g.for_each(|m, text| {
             line.clear();
             let _ = write!(
                 line,
@@ -289,8 +393,43 @@ impl EventLog {
                 text
             );
             f(&line);
-        }
+        });
     }
+}
+
+/// Appends `n` in decimal, as `Display` writes it.
+pub(crate) fn push_i64(s: &mut String, n: i64) {
+    if n < 0 {
+        s.push('-');
+    }
+    push_u64(s, n.unsigned_abs());
+}
+
+/// Appends `n` in decimal, as `Display` writes it.
+pub(crate) fn push_u64(s: &mut String, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    // Only ASCII digits were written.
+    s.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 /// sha256 over lines, each followed by a newline.
@@ -315,5 +454,49 @@ impl LineDigest {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        let edges = [i64::MAX, -1, -90, i64::MIN];
+        for n in (0..1_000).chain([86_400_000]).chain(edges) {
+            let mut s = String::new();
+            push_i64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for n in (0..2_000).chain([99_999, 100_000, 1_700_000_000_123, u64::MAX]) {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn admitted_calls_read_like_recorded_lines() {
+        let log = EventLog::new();
+        log.record(Some(SimSite::A), "site down");
+        log.record_call(SimSite::B, CallKind::GetServer);
+        log.record_call(SimSite::A, CallKind::Array("copy_volume"));
+        log.record_with(None, |s| s.push_str("fault rule 1 installed"));
+        log.record_call(SimSite::B, CallKind::GetServer);
+        let texts: Vec<String> = log.snapshot().into_iter().map(|e| e.line()).collect();
+        assert_eq!(
+            texts,
+            [
+                "         0 site-a site down",
+                "         0 site-b call nova get_server",
+                "         0 site-a call flasharray copy_volume",
+                "         0 -      fault rule 1 installed",
+                "         0 site-b call nova get_server",
+            ]
+        );
+        let mut lines = Vec::new();
+        log.for_each_line(|l| lines.push(l.to_owned()));
+        assert_eq!(lines, texts);
     }
 }

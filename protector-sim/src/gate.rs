@@ -97,8 +97,7 @@ impl Gate {
         kind: CallKind,
     ) -> Result<Admitted, BackendError> {
         self.stats.count(site, kind);
-        self.log
-            .record(Some(site), format_args!("call {} {}", kind.service(), kind));
+        self.log.record_call(site, kind);
         let service = kind.service();
         if service != Service::FlashArray && self.is_site_down(site) {
             self.log

@@ -115,6 +115,7 @@ pub use fault::{FaultGuard, FaultRule, Verdict};
 mod gate;
 pub mod harness;
 pub use harness::{DrStores, SimConnector, SimStorageFactory};
+mod hash;
 pub mod http;
 pub mod invariants;
 pub use invariants::{DataLossCheck, InvariantInput, Violation};

@@ -1,13 +1,14 @@
 //! Call accounting: how many calls of each kind reached each site's services, and how
 //! much virtual time has passed, since the world was built or the counters were reset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use protector_core::Service;
 
 use crate::call::CallKind;
+use crate::hash::FixedHash;
 use crate::site::SimSite;
 
 /// A snapshot of the counters.
@@ -56,15 +57,18 @@ impl CallStats {
 /// Counts per site, service and kind.
 type Counts = BTreeMap<(SimSite, Service, CallKind), u64>;
 
+/// The live counters: looked up once per call, sorted only for a snapshot.
+type LiveCounts = HashMap<(SimSite, Service, CallKind), u64, FixedHash>;
+
 #[derive(Debug)]
 pub(crate) struct Accounting {
-    inner: Mutex<(Counts, tokio::time::Instant)>,
+    inner: Mutex<(LiveCounts, tokio::time::Instant)>,
 }
 
 impl Accounting {
     pub(crate) fn new() -> Self {
         Self {
-            inner: Mutex::new((BTreeMap::new(), tokio::time::Instant::now())),
+            inner: Mutex::new((LiveCounts::default(), tokio::time::Instant::now())),
         }
     }
 
@@ -76,7 +80,7 @@ impl Accounting {
     pub(crate) fn snapshot(&self) -> CallStats {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         CallStats {
-            calls: g.0.clone(),
+            calls: g.0.iter().map(|(k, n)| (*k, *n)).collect(),
             elapsed: tokio::time::Instant::now().duration_since(g.1),
         }
     }

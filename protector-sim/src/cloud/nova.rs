@@ -153,21 +153,22 @@ impl Compute for SimCompute {
             let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
             c.request_delete(&caller, id)
         });
-        if let Ok((started, effects)) = &r {
-            self.world.apply_array_effects(site, effects.clone());
-            if *started {
-                self.world.log(site, format_args!("server {id} deleting"));
-                let world = Arc::clone(&self.world);
-                let id = id.clone();
-                self.world
-                    .gate
-                    .background(site, CallKind::DeleteServer, async move {
-                        world.set_attached(site, &id, false);
-                        let effects = world.with_cloud(site, |c| c.finish_delete(&id));
-                        world.log(site, format_args!("server {id} deleted"));
-                        world.apply_array_effects(site, effects);
-                    });
-            }
+        let r = r.map(|(started, effects)| {
+            self.world.apply_array_effects(site, effects);
+            started
+        });
+        if let Ok(true) = r {
+            self.world.log(site, format_args!("server {id} deleting"));
+            let world = Arc::clone(&self.world);
+            let id = id.clone();
+            self.world
+                .gate
+                .background(site, CallKind::DeleteServer, async move {
+                    world.set_attached(site, &id, false);
+                    let effects = world.with_cloud(site, |c| c.finish_delete(&id));
+                    world.log(site, format_args!("server {id} deleted"));
+                    world.apply_array_effects(site, effects);
+                });
         }
         adm.finish(r.map(|_| ()))
     }

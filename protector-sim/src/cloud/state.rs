@@ -394,10 +394,14 @@ impl CloudState {
         None
     }
 
-    fn writing_effects(&self, devices: &[(VolumeId, bool)], writing: bool) -> Vec<ArrayEffect> {
+    fn writing_effects(
+        volumes: &BTreeMap<VolumeId, Volume>,
+        devices: &[(VolumeId, bool)],
+        writing: bool,
+    ) -> Vec<ArrayEffect> {
         devices
             .iter()
-            .filter_map(|(vid, _)| self.volumes.get(vid))
+            .filter_map(|(vid, _)| volumes.get(vid))
             .filter_map(|v| v.array_volume_name().map(str::to_owned))
             .map(|volume| ArrayEffect::Writing { volume, writing })
             .collect()
@@ -412,13 +416,12 @@ impl CloudState {
         }
         rec.task = None;
         rec.server.status = ServerStatus::Active;
-        let devices = rec.devices.clone();
-        for (vid, _) in &devices {
+        for (vid, _) in &rec.devices {
             if let Some(v) = self.volumes.get_mut(vid) {
                 v.status = VolumeStatus::InUse;
             }
         }
-        Some(self.writing_effects(&devices, true))
+        Some(Self::writing_effects(&self.volumes, &rec.devices, true))
     }
 
     /// `os-stop`: `Ok(true)` when a power-off starts, `Ok(false)` when already stopped
@@ -465,8 +468,7 @@ impl CloudState {
         }
         rec.task = None;
         rec.server.status = ServerStatus::Shutoff;
-        let devices = rec.devices.clone();
-        self.writing_effects(&devices, false)
+        Self::writing_effects(&self.volumes, &rec.devices, false)
     }
 
     /// `os-start`: `Ok(true)` when a power-on starts, `Ok(false)` when already running.
@@ -507,8 +509,7 @@ impl CloudState {
         }
         rec.task = None;
         rec.server.status = ServerStatus::Active;
-        let devices = rec.devices.clone();
-        self.writing_effects(&devices, true)
+        Self::writing_effects(&self.volumes, &rec.devices, true)
     }
 
     /// `DELETE /servers/{id}`: `Ok(true)` when the deletion starts; writes stop at once.
@@ -526,8 +527,10 @@ impl CloudState {
             return Ok((false, Vec::new()));
         }
         rec.task = Some(Task::Deleting);
-        let devices = rec.devices.clone();
-        Ok((true, self.writing_effects(&devices, false)))
+        Ok((
+            true,
+            Self::writing_effects(&self.volumes, &rec.devices, false),
+        ))
     }
 
     /// Deletion done: the server is gone; its volumes are detached (`available`), or

@@ -33,10 +33,9 @@
 //! - Scheduled replication only replicates; source-side retention is not modelled.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
@@ -49,7 +48,8 @@ use protector_purestorage::{
 
 use super::data::Data;
 use super::errors;
-use crate::events::LineLog;
+use crate::events::{push_i64, push_u64, LineLog};
+use crate::hash::FixedHash;
 
 /// Default time a replicated snapshot takes to land on its target (15 s, the
 /// `realistic` latency profile's replicate-now figure).
@@ -76,15 +76,18 @@ impl Id {
     /// The hyphenated lowercase text (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).
     fn text(self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(36);
+        let mut out = [b'-'; 36];
+        let mut at = 0;
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                out.push('-');
+                at += 1;
             }
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0xf)];
+            at += 2;
         }
-        out
+        // Only ASCII hex digits and hyphens were written.
+        std::str::from_utf8(&out).unwrap_or_default().to_owned()
     }
 }
 
@@ -173,10 +176,6 @@ struct ArrayRecord {
     /// Last automatic suffix per group name; survives eradication so names never repeat.
     suffix_counters: BTreeMap<String, u64>,
 }
-
-/// The hasher of the maps that are only looked up by key: fixed, so even their order
-/// (which never shows) is the same run after run.
-type FixedHash = BuildHasherDefault<DefaultHasher>;
 
 /// A boxed volume snapshot in its array's set of snapshots, where it is found by its
 /// name: the set's table holds a pointer per snapshot rather than the whole record.
@@ -721,6 +720,7 @@ impl ArrayFabricState {
     ) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         let t = self.now_ms;
+        let pod = self.synced_pod_key(array, volume);
         let a = self.arr_mut(array)?;
         if writing && !a.up {
             return Err(errors::unreachable(array));
@@ -733,19 +733,15 @@ impl ArrayFabricState {
             return Err(errors::destroyed("Volume", volume));
         }
         v.writing = writing;
-        match self.synced_pod_key(array, volume) {
+        match pod {
             Some(key) => self.mirror_pod_volumes(key, array, &[volume.to_owned()]),
-            None => {
-                if let Some(v) = self
-                    .arrays
-                    .get_mut(array)
-                    .and_then(|a| a.volumes.get_mut(volume))
-                {
-                    v.data.checkpoint(t, writing);
-                }
-            }
+            None => v.data.checkpoint(t, writing),
         }
-        self.log(array, format_args!("set_writing {volume} {writing}"));
+        self.log_with(array, |s| {
+            s.push_str("set_writing ");
+            s.push_str(volume);
+            s.push_str(if writing { " true" } else { " false" });
+        });
         Ok(())
     }
 
@@ -805,7 +801,12 @@ impl ArrayFabricState {
             .get_mut(volume)
             .ok_or_else(|| errors::does_not_exist("Volume", volume))?;
         v.connection_count = count;
-        self.log(array, format_args!("set_connection_count {volume} {count}"));
+        self.log_with(array, |s| {
+            s.push_str("set_connection_count ");
+            s.push_str(volume);
+            s.push(' ');
+            push_u64(s, u64::from(count));
+        });
         Ok(())
     }
 
@@ -934,7 +935,12 @@ impl ArrayFabricState {
         let record = self.new_volume_record(name, provisioned, None, Data::default());
         let view = volume_view(&record);
         self.arr_mut(array)?.volumes.insert(name.to_owned(), record);
-        self.log(array, format_args!("create_volume {name} {provisioned}"));
+        self.log_with(array, |s| {
+            s.push_str("create_volume ");
+            s.push_str(name);
+            s.push(' ');
+            push_u64(s, provisioned);
+        });
         self.after_pod_volume_change(array, &[name]);
         Ok(view)
     }
@@ -1004,10 +1010,18 @@ impl ArrayFabricState {
                 view
             }
         };
-        self.log(
-            array,
-            format_args!("copy_volume {name} from {source} overwrite={overwrite} seq={seq}"),
-        );
+        self.log_with(array, |s| {
+            s.push_str("copy_volume ");
+            s.push_str(name);
+            s.push_str(" from ");
+            s.push_str(source);
+            s.push_str(if overwrite {
+                " overwrite=true seq="
+            } else {
+                " overwrite=false seq="
+            });
+            push_u64(s, seq);
+        });
         self.after_pod_volume_change(array, &[name]);
         Ok(view)
     }
@@ -1047,7 +1061,12 @@ impl ArrayFabricState {
             return Err(errors::already_exists("Volume", new_name));
         }
         let view = self.rekey_volume(array, name, new_name)?;
-        self.log(array, format_args!("rename_volume {name} {new_name}"));
+        self.log_with(array, |s| {
+            s.push_str("rename_volume ");
+            s.push_str(name);
+            s.push(' ');
+            s.push_str(new_name);
+        });
         self.after_pod_volume_change(array, &[name, new_name]);
         Ok(view)
     }
@@ -1082,7 +1101,10 @@ impl ArrayFabricState {
         v.destroyed = true;
         v.writing = false;
         v.data.checkpoint(t, false);
-        self.log(array, format_args!("destroy_volume {name}"));
+        self.log_with(array, |s| {
+            s.push_str("destroy_volume ");
+            s.push_str(name);
+        });
         self.after_pod_volume_change(array, &[name]);
         Ok(())
     }
@@ -2782,6 +2804,18 @@ impl ArrayFabricState {
     fn log(&mut self, array: &str, text: impl fmt::Display) {
         let now = self.now_ms;
         self.events.push(format_args!("{now} {array} {text}"));
+    }
+
+    /// [`Self::log`] of the text `write` appends to the string it is given.
+    fn log_with(&mut self, array: &str, write: impl FnOnce(&mut String)) {
+        let now = self.now_ms;
+        self.events.push_with(|s| {
+            push_i64(s, now);
+            s.push(' ');
+            s.push_str(array);
+            s.push(' ');
+            write(s);
+        });
     }
 
     fn arr(&self, name: &str) -> Result<&ArrayRecord, BackendError> {
