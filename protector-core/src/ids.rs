@@ -5,24 +5,25 @@
 //! run after run, which is what makes a simulated run replayable byte for byte.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Clones share the text: an id is copied into many records, maps and requests.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps an identifier as the service spells it.
             pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+                Self(Arc::from(id.into()))
             }
 
             /// The identifier as a string slice.
@@ -32,7 +33,7 @@ macro_rules! string_id {
 
             /// Consumes the id and returns the inner string.
             pub fn into_string(self) -> String {
-                self.0
+                self.0.to_string()
             }
         }
 
@@ -44,19 +45,20 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Arc::from(s))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(s)
+                Self(Arc::from(s))
             }
         }
 
         impl From<Uuid> for $name {
             fn from(u: Uuid) -> Self {
-                Self(u.to_string())
+                let mut buf = Uuid::encode_buffer();
+                Self(Arc::from(&*u.hyphenated().encode_lower(&mut buf)))
             }
         }
 
@@ -65,7 +67,46 @@ macro_rules! string_id {
                 &self.0
             }
         }
+
+        /// Ids hash and compare as their text, so maps keyed by an id can be searched
+        /// with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(IdVisitor).map(Self)
+            }
+        }
     };
+}
+
+/// Reads an id from a string without an intermediate `String` when the format lends one.
+struct IdVisitor;
+
+impl de::Visitor<'_> for IdVisitor {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an identifier string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Arc::from(v))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Arc::from(v))
+    }
 }
 
 string_id!(
@@ -195,5 +236,35 @@ mod tests {
     fn ids_serialise_as_plain_strings() {
         let id = SiteId::new("site-a-uuid");
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"site-a-uuid\"");
+    }
+
+    #[test]
+    fn ids_read_back_from_json_and_yaml_whether_escaped_or_not() {
+        let plain: VolumeId = serde_json::from_str("\"vol-1\"").unwrap();
+        assert_eq!(plain.as_str(), "vol-1");
+        // An escape makes the reader hand over an owned string instead of a slice.
+        let escaped: VolumeId = serde_json::from_str("\"vol\\u002d2\"").unwrap();
+        assert_eq!(escaped.as_str(), "vol-2");
+        let from_value: VolumeId = serde_json::from_value(serde_json::json!("vol-3")).unwrap();
+        assert_eq!(from_value, VolumeId::from("vol-3"));
+        let from_yaml: ServerId = serde_yaml_ng::from_str("srv-1").unwrap();
+        assert_eq!(from_yaml.as_str(), "srv-1");
+        let err = serde_json::from_str::<VolumeId>("7").unwrap_err();
+        assert!(err.to_string().contains("an identifier string"), "{err}");
+    }
+
+    #[test]
+    fn clones_share_the_text_and_compare_hash_and_order_as_strings() {
+        let a = MemberId::new(String::from("m-1"));
+        let b = a.clone();
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(format!("{a:?}"), "MemberId(\"m-1\")");
+        assert!(MemberId::from("m-1") < MemberId::from("m-2"));
+        let mut map = std::collections::HashMap::new();
+        map.insert(a, 1);
+        assert_eq!(map.get("m-1"), Some(&1));
+        let u = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(VolumeId::from(u).as_str(), u.to_string());
+        assert_eq!(VolumeId::from(u).into_string(), u.to_string());
     }
 }

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use protector::core::engine::ConcurrencyLimits;
 use protector::core::model::{OperationStatus, PgStatus};
 use protector::core::ports::ServerStatus;
 use protector::core::progress::StepId;
-use protector::sim::SimSite;
+use protector::sim::{LatencyProfile, SimSite};
 
 use super::fixture::{assert_completed, seed, Setup, PG};
 
@@ -524,4 +525,51 @@ async fn a_failback_whose_step_fails_during_the_stale_cleanup_ends_and_keeps_the
     assert_eq!(step_ids(&op.steps_failed), ["promote_volumes"]);
     assert_eq!(fx.pg(SimSite::B).await.stale.get(&a), stale.as_ref());
     fx.check().await;
+}
+
+/// The volume step has more volumes in flight than Cinder's limit (so their journal
+/// entries share writes), but never more manages at once than the limit allows.
+#[tokio::test(start_paused = true)]
+async fn the_volume_step_keeps_to_the_cinder_limit_with_more_volumes_in_flight() {
+    let limits = ConcurrencyLimits {
+        compute: 3,
+        block_storage: 2,
+        storage: 20,
+    };
+    let fx = Setup::new(seed(61))
+        .servers(5)
+        .profile(LatencyProfile::realistic())
+        .limits(limits.clone())
+        .build()
+        .await;
+    fx.let_time_pass(Duration::from_secs(900)).await;
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover starts");
+    let op = fx.finish(&fx.a, op).await;
+    assert_completed(&op);
+
+    // Replay site B's log: a volume is being managed from its `managing` line to its
+    // `available` line.
+    let mut managing = std::collections::BTreeSet::new();
+    let (mut most, mut managed) = (0, 0);
+    for e in fx.world.events() {
+        if e.site != Some("site-b") {
+            continue;
+        }
+        let words: Vec<&str> = e.text.split_whitespace().collect();
+        match words.as_slice() {
+            ["volume", id, "managing", ..] => {
+                managing.insert(id.to_string());
+                most = most.max(managing.len());
+            }
+            ["volume", id, "available", ..] if managing.remove(*id) => managed += 1,
+            _ => {}
+        }
+    }
+    // 5 servers with a boot and a data volume each.
+    assert_eq!(managed, 10);
+    assert!(managing.is_empty(), "still managing: {managing:?}");
+    assert_eq!(most, limits.block_storage, "most manages at once");
 }

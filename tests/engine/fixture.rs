@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use protector::core::engine::{
-    CreatePolicy, CreateProtectionGroup, EngineConfig, FailbackRequest, FailoverRequest,
+    ConcurrencyLimits, CreatePolicy, CreateProtectionGroup, EngineConfig, FailbackRequest,
+    FailoverRequest,
 };
 use protector::core::model::{
     FailoverType, Operation, OperationFilter, OperationStatus, ProtectionGroup, ReplicationType,
@@ -12,7 +13,9 @@ use protector::core::model::{
 use protector::core::secrecy::SecretString;
 use protector::core::{Protector, RequestContext};
 use protector::sim::world::{TYPE_ASYNC, TYPE_SYNC};
-use protector::sim::{DrStores, InvariantInput, SimSite, SimWorld, Workload, WorkloadSpec};
+use protector::sim::{
+    DrStores, InvariantInput, LatencyProfile, SimSite, SimWorld, Workload, WorkloadSpec,
+};
 
 pub const PG: &str = "prod-web-app";
 
@@ -32,8 +35,13 @@ pub fn seed(default: u64) -> u64 {
 }
 
 pub fn config() -> EngineConfig {
+    config_with(ConcurrencyLimits::default())
+}
+
+fn config_with(limits: ConcurrencyLimits) -> EngineConfig {
     EngineConfig::builder()
         .replication_timeout(Duration::from_secs(600))
+        .concurrency(limits)
         .build()
         .expect("valid config")
 }
@@ -44,6 +52,8 @@ pub struct Setup {
     pub servers: usize,
     pub data_volumes: usize,
     pub stores: Option<DrStores>,
+    pub profile: Option<LatencyProfile>,
+    pub limits: ConcurrencyLimits,
 }
 
 impl Setup {
@@ -54,7 +64,19 @@ impl Setup {
             servers: 2,
             data_volumes: 1,
             stores: None,
+            profile: None,
+            limits: ConcurrencyLimits::default(),
         }
+    }
+
+    pub fn profile(mut self, profile: LatencyProfile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    pub fn limits(mut self, limits: ConcurrencyLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn sync(mut self) -> Self {
@@ -74,14 +96,18 @@ impl Setup {
 
     pub async fn build(self) -> Fx {
         eprintln!("PROTECTOR_SIM_SEED={}", self.seed);
-        let world = SimWorld::builder().seed(self.seed).build().expect("world");
+        let mut builder = SimWorld::builder().seed(self.seed);
+        if let Some(profile) = self.profile {
+            builder = builder.profile(profile);
+        }
+        let world = builder.build().expect("world");
         let stores = self.stores.unwrap_or_else(DrStores::memory);
         let a = world
-            .protector(SimSite::A, &stores, config())
+            .protector(SimSite::A, &stores, config_with(self.limits.clone()))
             .await
             .expect("protector a");
         let b = world
-            .protector(SimSite::B, &stores, config())
+            .protector(SimSite::B, &stores, config_with(self.limits.clone()))
             .await
             .expect("protector b");
         let ctx = world

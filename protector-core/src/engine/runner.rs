@@ -97,42 +97,80 @@ pub(crate) enum RunNote {
 /// an operation over thousands of volumes journals thousands of them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LiveResources {
-    /// Position → resource (one copy of each, shared with `index`).
-    order: BTreeMap<u64, std::sync::Arc<ResourceRef>>,
-    /// Resource → position.
-    index: std::collections::HashMap<std::sync::Arc<ResourceRef>, u64>,
-    next: u64,
+    /// Resources by position; a released one leaves `None`.
+    order: Vec<Option<std::sync::Arc<ResourceRef>>>,
+    /// Each live resource with its hash and position. The table rehashes by the stored
+    /// hash as it grows, without reading the resources again.
+    index: hashbrown::HashTable<Indexed>,
+    /// How many of `order` are live.
+    live: usize,
+}
+
+/// An entry of [`LiveResources::index`].
+#[derive(Clone, Debug)]
+struct Indexed {
+    hash: u64,
+    position: usize,
+    resource: std::sync::Arc<ResourceRef>,
 }
 
 impl LiveResources {
+    fn hash(r: &ResourceRef) -> u64 {
+        use std::hash::BuildHasher as _;
+        FixedState::default().hash_one(r)
+    }
+
     /// Adds `r` at the end unless it is already live (then it keeps its place).
     fn insert(&mut self, r: ResourceRef) {
-        // One lookup: a resource becomes live once, so the shared copy is almost
-        // always kept.
-        let r = std::sync::Arc::new(r);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(r.clone()) {
-            e.insert(self.next);
-            self.order.insert(self.next, r);
-            self.next += 1;
+        let hash = Self::hash(&r);
+        let position = self.order.len();
+        if let hashbrown::hash_table::Entry::Vacant(e) =
+            self.index
+                .entry(hash, |e| *e.resource == r, |e: &Indexed| e.hash)
+        {
+            let resource = std::sync::Arc::new(r);
+            self.order.push(Some(resource.clone()));
+            self.live += 1;
+            e.insert(Indexed {
+                hash,
+                position,
+                resource,
+            });
         }
     }
 
     /// Whether `r` is live.
     pub(crate) fn contains(&self, r: &ResourceRef) -> bool {
-        self.index.contains_key(r)
+        self.index
+            .find(Self::hash(r), |e| *e.resource == *r)
+            .is_some()
     }
 
     fn remove(&mut self, r: &ResourceRef) {
-        if let Some(pos) = self.index.remove(r) {
-            self.order.remove(&pos);
+        let found = self.index.find_entry(Self::hash(r), |e| *e.resource == *r);
+        if let Ok(entry) = found {
+            let (removed, _) = entry.remove();
+            self.order[removed.position] = None;
+            self.live -= 1;
         }
     }
 
     /// The live resources, oldest first.
     pub(crate) fn in_order(&self) -> Vec<ResourceRef> {
-        self.order.values().map(|r| ResourceRef::clone(r)).collect()
+        let mut out = Vec::with_capacity(self.live);
+        out.extend(self.order.iter().flatten().map(|r| ResourceRef::clone(r)));
+        out
     }
 }
+
+/// Hashes without keys: the same run after run. Keys are ids and names the services
+/// handed out, not input an adversary picks.
+type FixedState = rustc_hash::FxBuildHasher;
+
+/// A map looked up by id many times per operation: hashed with fixed keys, so lookups
+/// stay constant-time at thousands of members and any iteration is the same run after
+/// run.
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, FixedState>;
 
 /// What the journal says so far.
 #[derive(Clone, Debug, Default)]
@@ -140,11 +178,11 @@ pub(crate) struct RunState {
     pub completed: BTreeSet<StepId>,
     pub previous_status: Option<PgStatus>,
     pub point: Option<ReplicaPoint>,
-    pub replicas: BTreeMap<VolumeId, VolumeReplica>,
-    pub managed: BTreeMap<VolumeId, (VolumeId, String)>,
-    pub booted: BTreeMap<MemberId, ServerId>,
-    pub healthy: BTreeMap<MemberId, i64>,
-    pub member_failed: BTreeMap<MemberId, String>,
+    pub replicas: IdMap<VolumeId, VolumeReplica>,
+    pub managed: IdMap<VolumeId, (VolumeId, String)>,
+    pub booted: IdMap<MemberId, ServerId>,
+    pub healthy: IdMap<MemberId, i64>,
+    pub member_failed: IdMap<MemberId, String>,
     pub cleanup: Option<(Vec<ServerId>, Vec<VolumeId>, Vec<String>)>,
     /// Resources created (or about to be) and not released, in journal order.
     pub live: LiveResources,
@@ -344,7 +382,7 @@ pub(crate) struct Run {
     pub clients: tokio::sync::Mutex<BTreeMap<SiteId, SiteClients>>,
     /// One creation at a time per member, so an early boot and the recreate step never
     /// both create a server.
-    pub boot_locks: StdMutex<BTreeMap<MemberId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    pub boot_locks: StdMutex<IdMap<MemberId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// Networks resolved on a site by id or name: members share networks, so each is
     /// looked up once per operation.
     pub networks: StdMutex<BTreeMap<(SiteId, String), crate::ports::Network>>,
@@ -753,7 +791,7 @@ impl Protector {
             waiting_on: StdMutex::new(None),
             driver: StdMutex::new(None),
             clients: tokio::sync::Mutex::new(BTreeMap::new()),
-            boot_locks: StdMutex::new(BTreeMap::new()),
+            boot_locks: StdMutex::new(IdMap::default()),
             networks: StdMutex::new(BTreeMap::new()),
             journal_queue: StdMutex::new(JournalQueue::default()),
             pg_lock: tokio::sync::Mutex::new(()),
@@ -1184,6 +1222,44 @@ mod tests {
 
     fn events(json: serde_json::Value) -> Vec<JournalEvent> {
         serde_json::from_value(json).expect("journal events")
+    }
+
+    fn volume(id: &str) -> ResourceRef {
+        ResourceRef::Volume {
+            site_id: SiteId::from("site-b"),
+            id: VolumeId::from(id),
+        }
+    }
+
+    #[test]
+    fn live_resources_keep_first_live_order_through_growth_and_releases() {
+        let mut live = LiveResources::default();
+        // Enough to make the index grow several times.
+        for i in 0..5000 {
+            live.insert(volume(&format!("v{i}")));
+        }
+        // Already live: keeps its place.
+        live.insert(volume("v0"));
+        assert_eq!(live.in_order().len(), 5000);
+        assert_eq!(live.in_order()[0], volume("v0"));
+        for i in (0..5000).step_by(2) {
+            live.remove(&volume(&format!("v{i}")));
+        }
+        live.remove(&volume("never-live"));
+        assert!(!live.contains(&volume("v0")));
+        assert!(live.contains(&volume("v1")));
+        // Live again after a release: now the newest.
+        live.insert(volume("v0"));
+        let order = live.in_order();
+        assert_eq!(order.len(), 2501);
+        assert_eq!(order[0], volume("v1"));
+        assert_eq!(order[1], volume("v3"));
+        assert_eq!(order[2500], volume("v0"));
+        let server = ResourceRef::Server {
+            site_id: SiteId::from("site-b"),
+            id: ServerId::from("v1"),
+        };
+        assert!(!live.contains(&server), "same id, other kind");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::engine::operations::{mapped_flavor, mapped_network};
 use crate::engine::runner::{
-    Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME, TAG_TEST_PG,
+    IdMap, Run, RunNote, StepError, StepResult, TAG_MEMBER, TAG_OPERATION, TAG_SOURCE_VOLUME,
+    TAG_TEST_PG,
 };
 use crate::error::{BackendErrorKind, Service};
 use crate::ids::{MemberId, ServerId, SiteId, VolumeId};
@@ -597,6 +598,13 @@ impl Run {
         // A member boots as soon as its own volumes are managed, while the others are
         // still being promoted.
         let early = EarlyBoot::prepare(self, &c, &pg, &op).await?;
+        // The limits bound calls to the services, not journal writes: a volume holds a
+        // Cinder slot from its promote to its manage's end and a Nova slot for its
+        // member's boot, so more volumes than the limits are in flight and their
+        // journal entries share group commits.
+        let cinder = tokio::sync::Semaphore::new(self.limit_block());
+        let nova = tokio::sync::Semaphore::new(self.limit_compute());
+        let (cinder, nova) = (&cinder, &nova);
         let results: Vec<StepResult> = stream::iter(0..volumes.len())
             .map(|i| {
                 let v: &MemberVolume = volumes[i];
@@ -616,10 +624,12 @@ impl Run {
                 async move {
                     if !self.state().managed.contains_key(&v.volume_id) {
                         if let Some(existing) = tagged.get(v.volume_id.as_str()) {
+                            let slot = acquire(cinder).await?;
                             let existing = c
                                 .block_storage
                                 .wait_for_available(&existing.id, &self.p.inner.config.volume_wait)
                                 .await?;
+                            drop(slot);
                             self.record_managed(&target, v, &existing).await?;
                         } else {
                             let replica = self
@@ -653,6 +663,7 @@ impl Run {
                                 resource: array_ref,
                             })
                             .await?;
+                            let slot = acquire(cinder).await?;
                             self.on(Service::FlashArray);
                             // The intent is what a rollback needs to destroy the copy;
                             // its result is journaled with the Cinder volume managed
@@ -709,17 +720,18 @@ impl Run {
                                         v.volume_id
                                     ))
                                 })?;
+                            drop(slot);
                             self.record_managed(&target, v, &managed).await?;
                         }
                     }
                     early
-                        .volume_ready(self, &c, &target, pg, op, &v.volume_id, test)
+                        .volume_ready(self, &c, &target, pg, op, &v.volume_id, test, nova)
                         .await?;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     self.advance(step, n, total).await
                 }
             })
-            .buffer_unordered(self.limit_block())
+            .buffer_unordered(self.limit_block() * VOLUMES_IN_FLIGHT_PER_SLOT)
             .collect()
             .await;
         results.into_iter().collect()
@@ -882,7 +894,7 @@ impl Run {
         c: &SiteClients,
         target: &SiteId,
         op_id: &str,
-        failed: &BTreeMap<MemberId, String>,
+        failed: &IdMap<MemberId, String>,
     ) -> StepResult {
         let booted = self.state().booted.clone();
         let strays: Vec<ServerId> = self
@@ -890,8 +902,7 @@ impl Run {
             .await?
             .into_iter()
             .filter(|(member, _)| {
-                failed.keys().any(|m| m.as_str() == member)
-                    && !booted.keys().any(|m| m.as_str() == member)
+                failed.contains_key(member.as_str()) && !booted.contains_key(member.as_str())
             })
             .map(|(_, server)| server)
             .collect();
@@ -1234,8 +1245,8 @@ impl Run {
     fn result_data(
         &self,
         pg: &ProtectionGroup,
-        booted: &BTreeMap<MemberId, ServerId>,
-        member_failed: &BTreeMap<MemberId, String>,
+        booted: &IdMap<MemberId, ServerId>,
+        member_failed: &IdMap<MemberId, String>,
         warnings: Vec<String>,
     ) -> serde_json::Value {
         let created: Vec<serde_json::Value> = pg
@@ -1274,8 +1285,11 @@ impl Run {
         let pg = self.pg_shared().await?;
         let state = self.state().clone();
         let op_id = op.id.clone();
-        let servers: Vec<ServerId> = state.booted.values().cloned().collect();
-        let volumes: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
+        // Sorted, so the record reads the same run after run.
+        let mut servers: Vec<ServerId> = state.booted.values().cloned().collect();
+        servers.sort();
+        let mut volumes: Vec<VolumeId> = state.managed.values().map(|(id, _)| id.clone()).collect();
+        volumes.sort();
         self.update_pg(move |pg| {
             pg.test_resources = Some(TestResources {
                 operation_id: Some(op_id),
@@ -1520,7 +1534,7 @@ impl Run {
 /// are all managed.
 struct EarlyBoot {
     /// Volume → index of its member in the group's member list.
-    member_of: BTreeMap<VolumeId, usize>,
+    member_of: IdMap<VolumeId, usize>,
     tagged: BTreeMap<String, ServerId>,
     flavors: Vec<crate::ports::Flavor>,
 }
@@ -1558,6 +1572,7 @@ impl EarlyBoot {
         op: &crate::model::Operation,
         volume: &VolumeId,
         test: bool,
+        nova: &tokio::sync::Semaphore,
     ) -> StepResult {
         let Some(m) = self.member_of.get(volume).and_then(|&i| pg.members.get(i)) else {
             return Ok(());
@@ -1577,10 +1592,12 @@ impl EarlyBoot {
         if !ready {
             return Ok(());
         }
-        match run
+        let slot = acquire(nova).await?;
+        let created = run
             .create_member_server_locked(c, target, pg, m, op, &self.tagged, &self.flavors, test)
-            .await
-        {
+            .await;
+        drop(slot);
+        match created {
             Ok(_) => Ok(()),
             Err(StepError::Failed(reason)) => {
                 tracing::warn!(member = %m.instance_name, reason = %reason, "member could not be booted");
@@ -1592,6 +1609,18 @@ impl EarlyBoot {
             }
         }
     }
+}
+
+/// Volumes in flight in the volume step per Cinder slot: the others wait for their
+/// journal writes or for a Nova slot.
+const VOLUMES_IN_FLIGHT_PER_SLOT: usize = 4;
+
+/// A slot of `limit` (its semaphore is never closed while a step runs).
+async fn acquire(limit: &tokio::sync::Semaphore) -> StepResult<tokio::sync::SemaphorePermit<'_>> {
+    limit
+        .acquire()
+        .await
+        .map_err(|_| StepError::Failed("a concurrency limit was closed".into()))
 }
 
 /// An array volume's name without its pod prefix (`pod::vol` → `vol`).
