@@ -387,13 +387,24 @@ impl Protector {
         ctx: &RequestContext,
         id_or_name: &str,
     ) -> Result<ProtectionGroup, Error> {
+        self.find_pg_shared(ctx, id_or_name)
+            .await
+            .map(std::sync::Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::find_pg`] as the store shares it, for callers that only read the group.
+    pub(crate) async fn find_pg_shared(
+        &self,
+        ctx: &RequestContext,
+        id_or_name: &str,
+    ) -> Result<std::sync::Arc<ProtectionGroup>, Error> {
         let store = &self.inner.local.metadata;
         let not_found = || Error::NotFound {
             kind: "protection group",
             name: id_or_name.to_owned(),
         };
         if let Some(pg) = store
-            .get_protection_group(&ProtectionGroupId::new(id_or_name))
+            .get_protection_group_shared(&ProtectionGroupId::new(id_or_name))
             .await?
         {
             if ctx.is_admin() || pg.project_id == ctx.project_id {
@@ -412,12 +423,14 @@ impl Protector {
         } else {
             Some(&ctx.project_id)
         };
-        let mut matches: Vec<ProtectionGroup> = store
-            .list_protection_groups(scope)
-            .await?
-            .into_iter()
-            .filter(|pg| pg.name == id_or_name)
-            .collect();
+        let ids = store.protection_group_ids_named(scope, id_or_name).await?;
+        let mut matches = Vec::with_capacity(ids.len());
+        for id in &ids {
+            // A group deleted since the names were read is not a match.
+            if let Some(pg) = store.get_protection_group_shared(id).await? {
+                matches.push(pg);
+            }
+        }
         if matches.len() > 1 {
             // An admin naming a group that exists in several projects: prefer their own.
             if let Some(pos) = matches.iter().position(|p| p.project_id == ctx.project_id) {
@@ -469,7 +482,7 @@ impl Protector {
             .inner
             .peer
             .metadata
-            .get_protection_group(&pg.id)
+            .get_protection_group_shared(&pg.id)
             .await?;
         match remote {
             Some(r) if r.version == pg.version => Ok(()),

@@ -59,7 +59,7 @@ impl Protector {
         pg_ref: &str,
         req: FailoverRequest,
     ) -> Result<Operation, Error> {
-        let pg = self.find_pg(ctx, pg_ref).await?;
+        let pg = self.find_pg_shared(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_FAILOVER, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::Failover, req.force)?;
         let source = pg.current_primary_site_id.clone();
@@ -115,7 +115,7 @@ impl Protector {
         pg_ref: &str,
         req: FailbackRequest,
     ) -> Result<Operation, Error> {
-        let pg = self.find_pg(ctx, pg_ref).await?;
+        let pg = self.find_pg_shared(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_FAILBACK, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::Failback, req.force)?;
         let source = pg.current_primary_site_id.clone();
@@ -161,7 +161,7 @@ impl Protector {
         pg_ref: &str,
         req: TestFailoverRequest,
     ) -> Result<Operation, Error> {
-        let pg = self.find_pg(ctx, pg_ref).await?;
+        let pg = self.find_pg_shared(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_TEST_FAILOVER, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::TestFailover, false)?;
         let source = pg.current_primary_site_id.clone();
@@ -200,7 +200,7 @@ impl Protector {
         ctx: &RequestContext,
         pg_ref: &str,
     ) -> Result<Operation, Error> {
-        let pg = self.find_pg(ctx, pg_ref).await?;
+        let pg = self.find_pg_shared(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_TEST_CLEANUP, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::TestCleanup, false)?;
         let source = pg.current_primary_site_id.clone();
@@ -236,7 +236,7 @@ impl Protector {
         ctx: &RequestContext,
         pg_ref: &str,
     ) -> Result<Operation, Error> {
-        let pg = self.find_pg(ctx, pg_ref).await?;
+        let pg = self.find_pg_shared(ctx, pg_ref).await?;
         self.authorize(rules::PROTECTION_GROUPS_SYNC_VOLUMES, ctx, &pg)?;
         check_start(&pg.name, pg.status, OperationType::SyncVolumes, false)?;
         self.ensure_modifiable(&pg).await?;

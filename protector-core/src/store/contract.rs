@@ -737,6 +737,42 @@ async fn protection_groups_list_by_name_within_a_project<S: OperationStore + Met
         .is_empty());
 }
 
+async fn group_ids_are_found_by_name_within_a_project_or_everywhere<
+    S: OperationStore + MetadataStore,
+>(
+    s: &S,
+) {
+    for (id, project, name) in [
+        ("pg-1", "p2", "web"),
+        ("pg-2", "p1", "web"),
+        ("pg-3", "p1", "app"),
+        ("pg-4", "p3", "web"),
+    ] {
+        s.put_protection_group(&group(id, project, name))
+            .await
+            .unwrap();
+    }
+    let named = |project: Option<&'static str>, name: &'static str| async move {
+        let project = project.map(ProjectId::new);
+        s.protection_group_ids_named(project.as_ref(), name)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.into_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(named(Some("p1"), "web").await, ["pg-2"]);
+    // By project, whatever the order they were stored in.
+    assert_eq!(named(None, "web").await, ["pg-2", "pg-1", "pg-4"]);
+    assert_eq!(named(None, "app").await, ["pg-3"]);
+    assert!(named(Some("p2"), "app").await.is_empty());
+    assert!(named(None, "we").await.is_empty(), "a prefix is not a name");
+    s.delete_protection_group(&ProtectionGroupId::new("pg-1"))
+        .await
+        .unwrap();
+    assert_eq!(named(None, "web").await, ["pg-2", "pg-4"]);
+}
+
 async fn policies_round_trip_with_their_tokens<S: OperationStore + MetadataStore>(s: &S) {
     s.put_protection_group(&group("pg-1", "p1", "web"))
         .await
@@ -1059,6 +1095,7 @@ contract_tests!(
     protection_groups_round_trip_with_members_and_mappings,
     protection_group_names_are_unique_per_project,
     protection_groups_list_by_name_within_a_project,
+    group_ids_are_found_by_name_within_a_project_or_everywhere,
     policies_round_trip_with_their_tokens,
     sync_states_round_trip,
     policies_and_sync_states_need_their_group,

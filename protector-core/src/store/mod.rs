@@ -122,6 +122,23 @@ pub trait MetadataStore: Send + Sync {
         &self,
         project: Option<&ProjectId>,
     ) -> Result<Vec<ProtectionGroup>, StoreError>;
+    /// Ids of the groups named `name` in a project (all projects when `None`), by
+    /// project. The default filters [`MetadataStore::list_protection_groups`]; a store
+    /// that can look names up without reading whole groups should.
+    async fn protection_group_ids_named(
+        &self,
+        project: Option<&ProjectId>,
+        name: &str,
+    ) -> Result<Vec<ProtectionGroupId>, StoreError> {
+        let mut groups: Vec<ProtectionGroup> = self
+            .list_protection_groups(project)
+            .await?
+            .into_iter()
+            .filter(|pg| pg.name == name)
+            .collect();
+        groups.sort_by(|a, b| a.project_id.cmp(&b.project_id).then(a.id.cmp(&b.id)));
+        Ok(groups.into_iter().map(|pg| pg.id).collect())
+    }
     /// Deletes a group with its policy and sync state; `NotFound` if missing.
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError>;
 

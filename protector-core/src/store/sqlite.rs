@@ -1385,6 +1385,26 @@ impl MetadataStore for SqliteStore {
         })
     }
 
+    async fn protection_group_ids_named(
+        &self,
+        project: Option<&ProjectId>,
+        name: &str,
+    ) -> Result<Vec<ProtectionGroupId>, StoreError> {
+        self.with_conn(|conn, path| {
+            conn.prepare_cached(
+                "SELECT id FROM protection_groups \
+                 WHERE name = ?2 AND (?1 IS NULL OR project_id = ?1) ORDER BY project_id, id",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![project.map(ProjectId::as_str), name], |r| {
+                    Ok(ProtectionGroupId::new(r.get::<_, String>(0)?))
+                })?
+                .collect()
+            })
+            .db(path)
+        })
+    }
+
     async fn delete_protection_group(&self, id: &ProtectionGroupId) -> Result<(), StoreError> {
         self.forget_group();
         self.with_conn(|conn, path| {
