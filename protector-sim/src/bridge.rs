@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protector_core::{BackendError, TokioClock};
-use protector_purestorage::VolumeQuery;
 
 use crate::call::{CallKind, LatencyClass};
 use crate::cloud::state::ArrayEffect;
@@ -205,20 +204,13 @@ impl WorldInner {
     /// or why it refuses.
     pub(crate) fn manage_lookup(&self, site: SimSite, source: &str) -> Result<u64, String> {
         let array = site.array_name();
-        let query = VolumeQuery {
-            names: vec![source.to_owned()],
-            ..VolumeQuery::default()
-        };
         self.fabric.with_state(|s| {
             if !s.is_array_up(array) {
                 return Err(format!("array {array} is unreachable"));
             }
-            let vols = s
-                .list_volumes(array, &query, s.now_ms())
+            let v = s
+                .volume_summary(array, source, s.now_ms())
                 .map_err(|e| e.message)?;
-            let v = vols
-                .first()
-                .ok_or_else(|| format!("{source}: Volume does not exist."))?;
             if v.destroyed {
                 return Err(format!("{source}: Volume has been destroyed."));
             }

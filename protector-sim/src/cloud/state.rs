@@ -1,11 +1,11 @@
 //! One site's OpenStack cloud as a plain synchronous state machine.
 //!
-//! Everything here is `BTreeMap`s and pure transitions; no time, no I/O, no locks. The
+//! Everything here is maps and pure transitions; no time, no I/O, no locks. The
 //! async shells ([`super::nova`], [`super::cinder`], [`super::neutron`]) add latency,
 //! faults and background completion, and carry array side effects to the fabric.
 //! Texts of errors and faults are those of the real services.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use protector_core::ids::{
     FlavorId, GroupId, ImageId, NetworkId, PortId, ProjectId, ServerId, UserId, VolumeId,
@@ -16,6 +16,8 @@ use protector_core::ports::{
     VolumeGroup, VolumeService, VolumeStatus, VolumeType,
 };
 use protector_core::{BackendError, BackendErrorKind, IdGenerator, Service};
+
+use crate::hash::{FixedHash, SortedHashMap};
 
 /// A Keystone project.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,11 +99,15 @@ pub(crate) struct CloudState {
     pub(crate) group_types: BTreeMap<String, String>,
     pub(crate) services: Vec<VolumeService>,
     pub(crate) backend_host: String,
-    pub(crate) servers: BTreeMap<ServerId, ServerRec>,
-    pub(crate) volumes: BTreeMap<VolumeId, Volume>,
-    pub(crate) pending_manage: BTreeMap<VolumeId, PendingManage>,
-    /// Array volume names that back a Cinder volume here (an index of `volumes`).
-    pub(crate) backing: BTreeSet<String>,
+    /// Servers by id (listed in id order).
+    pub(crate) servers: SortedHashMap<ServerId, ServerRec>,
+    /// Volumes by id (listed in id order).
+    pub(crate) volumes: SortedHashMap<VolumeId, Volume>,
+    /// Manages awaiting their completion (looked up by volume id only, never listed).
+    pub(crate) pending_manage: HashMap<VolumeId, PendingManage, FixedHash>,
+    /// Array volume names that back a Cinder volume here (an index of `volumes`,
+    /// looked up by name only, never listed).
+    pub(crate) backing: HashSet<String, FixedHash>,
     pub(crate) groups: BTreeMap<GroupId, (VolumeGroup, ProjectId)>,
     pub(crate) manage_allowed: bool,
     /// Users who are not admins see only the extra specs Cinder shows them.
@@ -179,10 +185,10 @@ impl CloudState {
             group_types: BTreeMap::new(),
             services: Vec::new(),
             backend_host: String::new(),
-            servers: BTreeMap::new(),
-            volumes: BTreeMap::new(),
-            pending_manage: BTreeMap::new(),
-            backing: BTreeSet::new(),
+            servers: SortedHashMap::new(),
+            volumes: SortedHashMap::new(),
+            pending_manage: HashMap::default(),
+            backing: HashSet::default(),
             groups: BTreeMap::new(),
             manage_allowed: true,
             filter_member_specs: false,
@@ -395,7 +401,7 @@ impl CloudState {
     }
 
     fn writing_effects(
-        volumes: &BTreeMap<VolumeId, Volume>,
+        volumes: &SortedHashMap<VolumeId, Volume>,
         devices: &[(VolumeId, bool)],
         writing: bool,
     ) -> Vec<ArrayEffect> {
@@ -560,19 +566,25 @@ impl CloudState {
     // ---------------------------------------------------------------- cinder
 
     pub(crate) fn view_volume(caller: &Caller, v: &Volume) -> Volume {
-        Self::into_view(caller, v.clone())
-    }
-
-    /// [`Self::view_volume`] of a volume the caller already owns a copy of.
-    fn into_view(caller: &Caller, mut v: Volume) -> Volume {
-        if !caller.admin {
-            v.host = None;
-            v.provider_id = None;
+        // Copies only what the caller sees: admin-only fields stay behind for others.
+        let admin_only = |field: &Option<String>| if caller.admin { field.clone() } else { None };
+        Volume {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            status: match &v.status {
+                VolumeStatus::ErrorManaging => VolumeStatus::Error,
+                status => status.clone(),
+            },
+            size_gb: v.size_gb,
+            volume_type: v.volume_type.clone(),
+            bootable: v.bootable,
+            attachments: v.attachments.clone(),
+            metadata: v.metadata.clone(),
+            host: admin_only(&v.host),
+            provider_id: admin_only(&v.provider_id),
+            group_id: v.group_id.clone(),
+            project_id: v.project_id.clone(),
         }
-        if v.status == VolumeStatus::ErrorManaging {
-            v.status = VolumeStatus::Error;
-        }
-        v
     }
 
     pub(crate) fn get_volume(
@@ -663,14 +675,15 @@ impl CloudState {
             group_id: None,
             project_id: Some(caller.project_id.clone()),
         };
-        self.volumes.insert(id.clone(), vol.clone());
+        let view = Self::view_volume(caller, &vol);
+        self.volumes.insert(id.clone(), vol);
         self.pending_manage.insert(
             id,
             PendingManage {
                 source_name: req.source_name.clone(),
             },
         );
-        Ok(Self::into_view(caller, vol))
+        Ok(view)
     }
 
     /// Whether an array volume is already the backing volume of a Cinder volume here.

@@ -61,7 +61,7 @@ pub mod state;
 
 pub use data::MS_PER_WRITE;
 pub use shell::SimFlashArray;
-pub use state::{ArrayFabricState, PendingTransfer};
+pub use state::{ArrayFabricState, PendingTransfer, VolumeSummary};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

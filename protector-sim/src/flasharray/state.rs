@@ -36,6 +36,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
@@ -166,7 +167,7 @@ struct ArrayRecord {
     name: String,
     token: String,
     up: bool,
-    volumes: BTreeMap<String, VolumeRecord>,
+    volumes: VolumeTable,
     /// Volume snapshots, looked up by name (listings sort the names they pick).
     snapshots: HashSet<SnapEntry, FixedHash>,
     /// Volume snapshot names by source name (looked up by key only, never iterated).
@@ -175,6 +176,64 @@ struct ArrayRecord {
     pg_snapshots: BTreeMap<String, PgSnapRecord>,
     /// Last automatic suffix per group name; survives eradication so names never repeat.
     suffix_counters: BTreeMap<String, u64>,
+}
+
+/// An array's volumes: found by name through a hash table, listed by name through the
+/// sorted set of names beside it (both share each name).
+#[derive(Debug, Default)]
+struct VolumeTable {
+    by_name: HashMap<Arc<str>, VolumeRecord, FixedHash>,
+    names: BTreeSet<Arc<str>>,
+}
+
+impl VolumeTable {
+    fn get(&self, name: &str) -> Option<&VolumeRecord> {
+        self.by_name.get(name)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut VolumeRecord> {
+        self.by_name.get_mut(name)
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Sets the volume named `name`, returning the one it replaces.
+    fn insert(&mut self, name: &str, volume: VolumeRecord) -> Option<VolumeRecord> {
+        if let Some(old) = self.by_name.get_mut(name) {
+            return Some(std::mem::replace(old, volume));
+        }
+        let key: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&key));
+        self.by_name.insert(key, volume);
+        None
+    }
+
+    fn remove(&mut self, name: &str) -> Option<VolumeRecord> {
+        let volume = self.by_name.remove(name)?;
+        self.names.remove(name);
+        Some(volume)
+    }
+
+    /// The volumes, by name.
+    fn values(&self) -> impl Iterator<Item = &VolumeRecord> + '_ {
+        self.names.iter().filter_map(|n| self.by_name.get(n))
+    }
+
+    /// The volumes in no particular order, for changes each volume takes alone.
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut VolumeRecord> + '_ {
+        self.by_name.values_mut()
+    }
+
+    /// Names starting with `prefix`, by name.
+    fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.names
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            .map(|k| k.to_string())
+            .collect()
+    }
 }
 
 /// A boxed volume snapshot in its array's set of snapshots, where it is found by its
@@ -282,6 +341,18 @@ struct PodRecord {
     split_at: Option<i64>,
 }
 
+/// A volume's size, state and host connections, as [`ArrayFabricState::volume_summary`]
+/// reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeSummary {
+    /// Provisioned size (bytes).
+    pub provisioned: u64,
+    /// Whether it is destroyed (soft-deleted).
+    pub destroyed: bool,
+    /// Number of host connections.
+    pub connection_count: u32,
+}
+
 /// A replication transfer that has not landed yet, as seen by the world.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingTransfer {
@@ -334,30 +405,37 @@ fn link_key(a: &str, b: &str) -> (String, String) {
 }
 
 fn valid_object_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+    // Checked byte by byte: a byte of a non-ASCII character is never ASCII either.
+    let b = name.as_bytes();
+    b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.len() <= MAX_NAME_LEN
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
 }
 
 /// `name.split_once("::")`, without the general substring search.
 pub(crate) fn split_pod(name: &str) -> Option<(&str, &str)> {
-    let b = name.as_bytes();
-    let i = b.windows(2).position(|w| w == b"::")?;
-    Some((&name[..i], &name[i + 2..]))
+    let mut from = 0;
+    while let Some(at) = name[from..].find(':') {
+        let i = from + at;
+        if name.as_bytes().get(i + 1) == Some(&b':') {
+            return Some((&name[..i], &name[i + 2..]));
+        }
+        from = i + 1;
+    }
+    None
 }
 
 /// What follows the last `::` of `name` (all of it without one), as
 /// `name.rsplit("::").next()` gives it.
 pub(crate) fn after_pod(name: &str) -> &str {
-    let b = name.as_bytes();
-    match b.windows(2).rposition(|w| w == b"::") {
-        Some(i) => &name[i + 2..],
-        None => name,
+    let mut to = name.len();
+    while let Some(i) = name[..to].rfind(':') {
+        if i > 0 && name.as_bytes()[i - 1] == b':' {
+            return &name[i + 1..];
+        }
+        to = i;
     }
+    name
 }
 
 fn valid_volume_name(name: &str) -> bool {
@@ -373,13 +451,6 @@ fn pod_of(name: &str) -> Option<&str> {
 
 fn pod_prefix(pod: &str) -> String {
     format!("{pod}::")
-}
-
-fn names_with_prefix<V>(map: &BTreeMap<String, V>, prefix: &str) -> Vec<String> {
-    map.range(prefix.to_owned()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .map(|(k, _)| k.clone())
-        .collect()
 }
 
 fn volume_view(v: &VolumeRecord) -> ArrayVolume {
@@ -526,7 +597,7 @@ impl ArrayFabricState {
                 name: name.to_owned(),
                 token: api_token.to_owned(),
                 up: true,
-                volumes: BTreeMap::new(),
+                volumes: VolumeTable::default(),
                 snapshots: HashSet::default(),
                 snaps_by_source: SourceIndex::default(),
                 groups: BTreeMap::new(),
@@ -898,7 +969,8 @@ impl ArrayFabricState {
             found
         } else if let Some(pod) = &query.pod {
             let prefix = pod_prefix(pod);
-            names_with_prefix(&a.volumes, &prefix)
+            a.volumes
+                .names_with_prefix(&prefix)
                 .iter()
                 .filter_map(|n| a.volumes.get(n))
                 .collect()
@@ -918,6 +990,30 @@ impl ArrayFabricState {
             .collect())
     }
 
+    /// What `list_volumes` by the one name `name` tells of that volume, without its
+    /// texts: its size, whether it is destroyed and its host connections.
+    ///
+    /// # Errors
+    /// Unknown array; "does not exist" for a missing name.
+    pub fn volume_summary(
+        &mut self,
+        array: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<VolumeSummary, BackendError> {
+        self.advance_to(now_ms);
+        let v = self
+            .arr(array)?
+            .volumes
+            .get(name)
+            .ok_or_else(|| errors::does_not_exist("Volume", name))?;
+        Ok(VolumeSummary {
+            provisioned: v.provisioned,
+            destroyed: v.destroyed,
+            connection_count: v.connection_count,
+        })
+    }
+
     /// `POST /volumes`: creates an empty volume (in a pod when named `pod::vol`).
     ///
     /// # Errors
@@ -934,7 +1030,7 @@ impl ArrayFabricState {
         check_size(name, provisioned)?;
         let record = self.new_volume_record(name, provisioned, None, Data::default());
         let view = volume_view(&record);
-        self.arr_mut(array)?.volumes.insert(name.to_owned(), record);
+        self.arr_mut(array)?.volumes.insert(name, record);
         self.log_with(array, |s| {
             s.push_str("create_volume ");
             s.push_str(name);
@@ -1006,7 +1102,7 @@ impl ArrayFabricState {
                     Data::at_seq(seq),
                 );
                 let view = volume_view(&record);
-                self.arr_mut(array)?.volumes.insert(name.to_owned(), record);
+                self.arr_mut(array)?.volumes.insert(name, record);
                 view
             }
         };
@@ -1214,13 +1310,14 @@ impl ArrayFabricState {
     ) -> Result<Vec<VolumeSnapshot>, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
-        let mut names: BTreeSet<&str> = BTreeSet::new();
+        // Names to list, by name, each once.
+        let mut names: Vec<&str> = Vec::new();
         if !query.names.is_empty() {
             for n in &query.names {
                 if !a.snapshots.contains(n.as_str()) {
                     return Err(errors::does_not_exist("Volume snapshot", n));
                 }
-                names.insert(n);
+                names.push(n);
             }
         } else if !query.source_names.is_empty() {
             for src in &query.source_names {
@@ -1238,6 +1335,8 @@ impl ArrayFabricState {
         } else {
             names.extend(a.snapshots.iter().map(|s| &*s.name));
         }
+        names.sort_unstable();
+        names.dedup();
         Ok(names
             .into_iter()
             .filter_map(|n| a.snapshots.get(n))
@@ -2023,7 +2122,7 @@ impl ArrayFabricState {
         if self.pod_key(peer, pod).is_some() {
             return Err(errors::already_exists("Pod", pod));
         }
-        let clash = names_with_prefix(&self.arr(peer)?.volumes, &pod_prefix(pod));
+        let clash = self.arr(peer)?.volumes.names_with_prefix(&pod_prefix(pod));
         if let Some(v) = clash.first() {
             return Err(errors::already_exists("Volume", v));
         }
@@ -2077,7 +2176,7 @@ impl ArrayFabricState {
                 &format!("Array {peer} is not online in the pod; use with_unknown to remove it."),
             ));
         }
-        let doomed = names_with_prefix(&self.arr(peer)?.volumes, &pod_prefix(pod));
+        let doomed = self.arr(peer)?.volumes.names_with_prefix(&pod_prefix(pod));
         for v in &doomed {
             self.remove_volume(peer, v);
         }
@@ -2132,7 +2231,12 @@ impl ArrayFabricState {
                 "Pod is stretched; unstretch it before destroying it.",
             ));
         }
-        if !names_with_prefix(&self.arr(array)?.volumes, &pod_prefix(pod)).is_empty() {
+        if !self
+            .arr(array)?
+            .volumes
+            .names_with_prefix(&pod_prefix(pod))
+            .is_empty()
+        {
             return Err(errors::conflict(
                 pod,
                 "Pod is not empty; it cannot be destroyed.",
@@ -2332,6 +2436,7 @@ impl ArrayFabricState {
         let mut members = Vec::with_capacity(tr.volumes.len());
         let suffix: Arc<str> = Arc::from(tr.suffix.as_str());
         let mut source = String::new();
+        let mut joined = String::new();
         for c in tr.volumes.iter() {
             source.clear();
             source.push_str(&tr.source_array);
@@ -2339,7 +2444,7 @@ impl ArrayFabricState {
             source.push_str(&c.name);
             let snap = SnapRecord {
                 id: self.new_record_id(),
-                name: Arc::from(concat3(&name, ".", &c.name)),
+                name: shared_concat3(&mut joined, &name, ".", &c.name),
                 source: self.shared_source(&tr.target_array, &source),
                 source_id: None,
                 created: tr.created,
@@ -2513,10 +2618,11 @@ impl ArrayFabricState {
         };
         let mut members = Vec::with_capacity(captured.len());
         let shared_suffix: Arc<str> = Arc::from(suffix.as_str());
+        let mut joined = String::new();
         for c in &captured {
             let snap = SnapRecord {
                 id: self.new_record_id(),
-                name: Arc::from(concat3(&name, ".", &c.name)),
+                name: shared_concat3(&mut joined, &name, ".", &c.name),
                 source: self.shared_source(array, &c.name),
                 source_id: Some(c.id),
                 created: t,
@@ -2632,6 +2738,9 @@ impl ArrayFabricState {
 
     /// The pod of `volume` on `array`, if it is stretched and in sync.
     fn synced_pod_key(&self, array: &str, volume: &str) -> Option<u64> {
+        if self.pods.is_empty() {
+            return None;
+        }
         let key = self.pod_key(array, pod_of(volume)?)?;
         self.pods
             .get(&key)
@@ -2640,6 +2749,9 @@ impl ArrayFabricState {
     }
 
     fn after_pod_volume_change(&mut self, array: &str, names: &[&str]) {
+        if self.pods.is_empty() {
+            return;
+        }
         let mut by_pod: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for n in names {
             if let Some(key) = self.synced_pod_key(array, n) {
@@ -2695,7 +2807,7 @@ impl ArrayFabricState {
                 copy.writing = writing;
                 copy.connection_count = connections;
                 copy.data = data.clone();
-                a.volumes.insert(name.clone(), copy);
+                a.volumes.insert(name, copy);
             }
         }
     }
@@ -2708,7 +2820,7 @@ impl ArrayFabricState {
         let mut names = BTreeSet::new();
         for m in &pod.arrays {
             if let Some(a) = self.arrays.get(m) {
-                names.extend(names_with_prefix(&a.volumes, &prefix));
+                names.extend(a.volumes.names_with_prefix(&prefix));
             }
         }
         let names: Vec<String> = names.into_iter().collect();
@@ -2737,7 +2849,7 @@ impl ArrayFabricState {
             if pod.synced && !healthy {
                 for m in &members {
                     if let Some(a) = self.arrays.get_mut(m) {
-                        for n in names_with_prefix(&a.volumes, &prefix) {
+                        for n in a.volumes.names_with_prefix(&prefix) {
                             if let Some(v) = a.volumes.get_mut(&n) {
                                 v.data.checkpoint(t, v.writing);
                             }
@@ -2756,7 +2868,8 @@ impl ArrayFabricState {
                         .arrays
                         .get(m)
                         .map(|a| {
-                            names_with_prefix(&a.volumes, &prefix)
+                            a.volumes
+                                .names_with_prefix(&prefix)
                                 .iter()
                                 .filter_map(|n| a.volumes.get(n))
                                 .map(|v| v.data.seq(t))
@@ -2944,7 +3057,7 @@ impl ArrayFabricState {
         v.name = new_name.to_owned();
         let view = volume_view(&v);
         let id = v.id;
-        a.volumes.insert(new_name.to_owned(), v);
+        a.volumes.insert(new_name, v);
         for g in a.groups.values_mut() {
             if g.members.remove(name) {
                 g.members.insert(new_name.to_owned());
@@ -3036,13 +3149,15 @@ impl ArrayFabricState {
     }
 }
 
-/// `a`, `b` and `c` back to back in one allocation of the right size.
-fn concat3(a: &str, b: &str, c: &str) -> String {
-    let mut s = String::with_capacity(a.len() + b.len() + c.len());
-    s.push_str(a);
-    s.push_str(b);
-    s.push_str(c);
-    s
+/// `a`, `b` and `c` back to back as a shared string. They are first joined in `buf`
+/// (whose allocation serves every call), so the shared string is the one new
+/// allocation.
+fn shared_concat3(buf: &mut String, a: &str, b: &str, c: &str) -> Arc<str> {
+    buf.clear();
+    buf.push_str(a);
+    buf.push_str(b);
+    buf.push_str(c);
+    Arc::from(buf.as_str())
 }
 
 fn schedule_active(g: &GroupRecord) -> bool {
@@ -3610,6 +3725,36 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn names_split_at_pod_separators_as_the_string_searches_split_them() {
+        for name in [
+            "", ":", "::", ":::", "::::", "a", "a:b", "a::b", "a:::b", "pod::vol", ":a::b:",
+            "p::q::r", "a::", "::a", "x:y::z:w", "é::ü", "vol-1",
+        ] {
+            assert_eq!(split_pod(name), name.split_once("::"), "{name:?}");
+            assert_eq!(Some(after_pod(name)), name.rsplit("::").next(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn object_names_are_ascii_letters_digits_and_inner_hyphens() {
+        for ok in ["a", "A-1", "vol-abc-9", &"x".repeat(MAX_NAME_LEN)] {
+            assert!(valid_object_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a_b",
+            "a.b",
+            "é",
+            "aé",
+            "a b",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            assert!(!valid_object_name(bad), "{bad:?}");
+        }
     }
 
     #[test]
