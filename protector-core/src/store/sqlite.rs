@@ -69,6 +69,10 @@ const APPLICATION_ID: i64 = 0x5052_4f54;
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest size of the connection's page cache, in KiB (`PRAGMA cache_size`; SQLite's
+/// default is 2 MiB).
+pub const PAGE_CACHE_KIB: i64 = 16 * 1024;
+
 /// Schema migrations; entry `i` brings the store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
@@ -554,6 +558,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .db(&path)?;
         conn.pragma_update(None, "foreign_keys", "ON").db(&path)?;
+        // A negative size is in KiB.
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
+            .db(&path)?;
         migrate(&mut conn, &path, MIGRATIONS)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -2105,6 +2112,24 @@ mod tests {
                 .pragma_query_value(None, "journal_mode", |r| r.get(0))
                 .unwrap();
             assert_eq!(mode, "wal");
+        }
+    }
+
+    #[test]
+    fn the_page_cache_may_grow_past_sqlites_default() {
+        const { assert!(PAGE_CACHE_KIB > 2000, "SQLite's default is 2000 KiB") };
+        let dir = tempfile::tempdir().unwrap();
+        for store in [
+            SqliteStore::open(dir.path().join("a.db")).unwrap(),
+            SqliteStore::open_in_memory().unwrap(),
+        ] {
+            let size: i64 = store
+                .with_conn(|conn, path| {
+                    conn.pragma_query_value(None, "cache_size", |r| r.get(0))
+                        .db(path)
+                })
+                .unwrap();
+            assert_eq!(size, -PAGE_CACHE_KIB);
         }
     }
 
