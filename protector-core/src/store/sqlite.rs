@@ -1295,17 +1295,28 @@ impl MetadataStore for SqliteStore {
                          DO UPDATE SET document = excluded.document",
                     )
                     .db(path)?;
+                // A row the copy says is there is updated in place: an upsert would
+                // first try an insert, which seeks the table's last row for a new
+                // rowid before it finds the conflict.
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE protection_group_members SET document = ?3 \
+                         WHERE protection_group_id = ?1 AND position = ?2",
+                    )
+                    .db(path)?;
                 for (position, member) in pg.members.iter().enumerate() {
-                    if stored.and_then(|s| s.get(position)) == Some(member) {
+                    let old = stored.and_then(|s| s.get(position));
+                    if old == Some(member) {
                         continue;
                     }
                     let what = || format!("{} member {position}", group_key(&pg.id));
                     let text = to_json(what, member)?;
                     let position = i64::try_from(position)
                         .map_err(|_| corrupt(path, format!("{}: position out of range", what())))?;
-                    upsert
-                        .execute(params![pg.id.as_str(), position, text])
-                        .db(path)?;
+                    let args = params![pg.id.as_str(), position, text];
+                    if old.is_none() || update.execute(args).db(path)? == 0 {
+                        upsert.execute(args).db(path)?;
+                    }
                 }
             }
             if stored.is_none_or(|s| s.len() > pg.members.len()) {
@@ -1658,6 +1669,22 @@ mod tests {
         let fresh = SqliteStore::open(&path).unwrap();
         assert_eq!(
             fresh.get_protection_group(&g.id).await.unwrap(),
+            Some(g.clone())
+        );
+
+        // One changed in place and one added at the end.
+        g.members[1].instance_name = "changed".to_owned();
+        let mut extra = g.members[0].clone();
+        extra.id = crate::ids::MemberId::from("m-extra");
+        g.members.push(extra);
+        store.put_protection_group(&g).await.unwrap();
+        assert_eq!(member_writes(&store), vec![1, 4]);
+        assert_eq!(
+            SqliteStore::open(&path)
+                .unwrap()
+                .get_protection_group(&g.id)
+                .await
+                .unwrap(),
             Some(g.clone())
         );
 
