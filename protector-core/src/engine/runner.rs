@@ -102,8 +102,6 @@ pub(crate) struct LiveResources {
     /// Each live resource with its hash and position. The table rehashes by the stored
     /// hash as it grows, without reading the resources again.
     index: hashbrown::HashTable<Indexed>,
-    /// How many of `order` are live.
-    live: usize,
 }
 
 /// An entry of [`LiveResources::index`].
@@ -130,7 +128,6 @@ impl LiveResources {
         {
             let resource = std::sync::Arc::new(r);
             self.order.push(Some(resource.clone()));
-            self.live += 1;
             e.insert(Indexed {
                 hash,
                 position,
@@ -151,13 +148,12 @@ impl LiveResources {
         if let Ok(entry) = found {
             let (removed, _) = entry.remove();
             self.order[removed.position] = None;
-            self.live -= 1;
         }
     }
 
     /// The live resources, oldest first.
     pub(crate) fn in_order(&self) -> Vec<ResourceRef> {
-        let mut out = Vec::with_capacity(self.live);
+        let mut out = Vec::with_capacity(self.index.len());
         out.extend(self.order.iter().flatten().map(|r| ResourceRef::clone(r)));
         out
     }

@@ -828,11 +828,7 @@ impl ArrayFabricState {
     ) -> Result<u64, BackendError> {
         self.advance_to(now_ms);
         let t = self.now_ms;
-        self.arr(array)?
-            .volumes
-            .get(volume)
-            .map(|v| v.data.seq(t))
-            .ok_or_else(|| errors::does_not_exist("Volume", volume))
+        self.vol(array, volume).map(|v| v.data.seq(t))
     }
 
     /// The write sequence a volume snapshot captured.
@@ -866,11 +862,7 @@ impl ArrayFabricState {
         now_ms: i64,
     ) -> Result<(), BackendError> {
         self.advance_to(now_ms);
-        let v = self
-            .arr_mut(array)?
-            .volumes
-            .get_mut(volume)
-            .ok_or_else(|| errors::does_not_exist("Volume", volume))?;
+        let v = self.vol_mut(array, volume)?;
         v.connection_count = count;
         self.log_with(array, |s| {
             s.push_str("set_connection_count ");
@@ -1002,11 +994,7 @@ impl ArrayFabricState {
         now_ms: i64,
     ) -> Result<VolumeSummary, BackendError> {
         self.advance_to(now_ms);
-        let v = self
-            .arr(array)?
-            .volumes
-            .get(name)
-            .ok_or_else(|| errors::does_not_exist("Volume", name))?;
+        let v = self.vol(array, name)?;
         Ok(VolumeSummary {
             provisioned: v.provisioned,
             destroyed: v.destroyed,
@@ -1080,11 +1068,7 @@ impl ArrayFabricState {
                 if existing.destroyed {
                     return Err(errors::destroyed("Volume", name));
                 }
-                let v = self
-                    .arr_mut(array)?
-                    .volumes
-                    .get_mut(name)
-                    .ok_or_else(|| errors::does_not_exist("Volume", name))?;
+                let v = self.vol_mut(array, name)?;
                 v.provisioned = provisioned;
                 v.source = Some(source.to_owned());
                 v.data = Data::at_seq(seq);
@@ -1180,11 +1164,7 @@ impl ArrayFabricState {
     ) -> Result<(), BackendError> {
         self.advance_to(now_ms);
         let t = self.now_ms;
-        let v = self
-            .arr_mut(array)?
-            .volumes
-            .get_mut(name)
-            .ok_or_else(|| errors::does_not_exist("Volume", name))?;
+        let v = self.vol_mut(array, name)?;
         if v.destroyed {
             return Err(errors::destroyed("Volume", name));
         }
@@ -1216,11 +1196,7 @@ impl ArrayFabricState {
         now_ms: i64,
     ) -> Result<(), BackendError> {
         self.advance_to(now_ms);
-        let v = self
-            .arr(array)?
-            .volumes
-            .get(name)
-            .ok_or_else(|| errors::does_not_exist("Volume", name))?;
+        let v = self.vol(array, name)?;
         if !v.destroyed {
             return Err(errors::not_destroyed("Volume", name));
         }
@@ -2941,6 +2917,22 @@ impl ArrayFabricState {
         self.arrays
             .get_mut(name)
             .ok_or_else(|| errors::unreachable(name))
+    }
+
+    /// Volume `name` of `array`; "does not exist" when the array has no such volume.
+    fn vol(&self, array: &str, name: &str) -> Result<&VolumeRecord, BackendError> {
+        self.arr(array)?
+            .volumes
+            .get(name)
+            .ok_or_else(|| errors::does_not_exist("Volume", name))
+    }
+
+    /// [`Self::vol`], to change.
+    fn vol_mut(&mut self, array: &str, name: &str) -> Result<&mut VolumeRecord, BackendError> {
+        self.arr_mut(array)?
+            .volumes
+            .get_mut(name)
+            .ok_or_else(|| errors::does_not_exist("Volume", name))
     }
 
     fn link_mut(&mut self, a: &str, b: &str) -> Result<&mut LinkRecord, BackendError> {
