@@ -204,7 +204,7 @@ impl Run {
     async fn validate_target(&self) -> StepResult {
         let op = self.snapshot().await;
         let (_, target) = self.sites().await;
-        let pg = self.pg().await?;
+        let pg = self.pg_shared().await?;
         self.on(Service::Identity);
         self.p.runtime(&target)?.connector.probe().await?;
         let c = self.clients(&target).await?;

@@ -71,7 +71,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest size of the connection's page cache, in KiB (`PRAGMA cache_size`; SQLite's
 /// default is 2 MiB).
-pub const PAGE_CACHE_KIB: i64 = 16 * 1024;
+pub const PAGE_CACHE_KIB: i64 = 32 * 1024;
 
 /// Schema migrations; entry `i` brings the store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
