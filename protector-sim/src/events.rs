@@ -397,39 +397,14 @@ impl EventLog {
     }
 }
 
-/// Appends `n` in decimal, as `Display` writes it.
+/// Appends `n` in decimal, as `Display` writes it, without the general formatter.
 pub(crate) fn push_i64(s: &mut String, n: i64) {
-    if n < 0 {
-        s.push('-');
-    }
-    push_u64(s, n.unsigned_abs());
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
-/// Appends `n` in decimal, as `Display` writes it.
-pub(crate) fn push_u64(s: &mut String, mut n: u64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        buf[at] = b'0' + n as u8;
-    }
-    // Only ASCII digits were written.
-    s.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+/// Appends `n` in decimal, as `Display` writes it, without the general formatter.
+pub(crate) fn push_u64(s: &mut String, n: u64) {
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 /// sha256 over lines, each followed by a newline.

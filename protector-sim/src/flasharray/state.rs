@@ -76,19 +76,11 @@ struct Id([u8; 16]);
 impl Id {
     /// The hyphenated lowercase text (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).
     fn text(self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [b'-'; 36];
-        let mut at = 0;
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
-            out[at] = HEX[usize::from(b >> 4)];
-            out[at + 1] = HEX[usize::from(b & 0xf)];
-            at += 2;
-        }
-        // Only ASCII hex digits and hyphens were written.
-        std::str::from_utf8(&out).unwrap_or_default().to_owned()
+        let mut buf = uuid::Uuid::encode_buffer();
+        uuid::Uuid::from_bytes(self.0)
+            .hyphenated()
+            .encode_lower(&mut buf)
+            .to_owned()
     }
 }
 
