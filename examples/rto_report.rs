@@ -28,11 +28,13 @@ use protector::sim::{LatencyProfile, SimSite};
 use support::{Run, Setup, SERVICES};
 
 /// Counts live heap bytes and their peak, so the report can give the memory an
-/// operation needs (peak during the operation minus live bytes before it).
+/// operation needs (peak during the operation minus live bytes before it), and the
+/// allocations (and growing reallocations) it makes.
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: every call is forwarded to the system allocator unchanged; the counters are
 // only bookkeeping.
@@ -76,6 +78,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 fn grow(n: usize) {
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
     let live = LIVE.fetch_add(n, Ordering::Relaxed) + n;
     PEAK.fetch_max(live, Ordering::Relaxed);
 }
@@ -259,8 +262,8 @@ fn overhead_table(args: &Args) {
     let sizes = args.sizes(&[100], &[100, 1000, 10_000]);
     println!("### Engine overhead (`zero` profile, SQLite stores, planned failover)");
     println!();
-    println!("| N | wall | wall per VM | peak heap per VM | VmHWM growth per VM | setup wall |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| N | wall | wall per VM | peak heap per VM | VmHWM growth per VM | allocations per VM | setup wall |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         let dir = tempfile::tempdir().expect("temporary directory");
         let rt = support::paused_runtime();
@@ -277,11 +280,12 @@ fn overhead_table(args: &Args) {
             let peak = m.peak.saturating_sub(m.live_before);
             assert!(run.writes_lost.iter().all(|l| *l == 0));
             println!(
-                "| {n} | {:.3} s | {:.1} µs | {:.1} KB | {:.1} KB | {:.1} s |",
+                "| {n} | {:.3} s | {:.1} µs | {:.1} KB | {:.1} KB | {:.0} | {:.1} s |",
                 wall.as_secs_f64(),
                 wall.as_secs_f64() * 1e6 / n as f64,
                 peak as f64 / 1000.0 / n as f64,
                 m.hwm_after.saturating_sub(m.hwm_before) as f64 * 1.024 / n as f64,
+                m.allocs_after.saturating_sub(m.allocs_before) as f64 / n as f64,
                 setup.as_secs_f64()
             );
         });
@@ -291,7 +295,9 @@ fn overhead_table(args: &Args) {
         "Wall: real time from the failover request to the operation's end (the bench's \
          own checks before and after are not timed). Peak heap per VM: the highest live \
          heap during the failover minus the live heap before it (counting allocator), over N. VmHWM growth: growth of the process's peak \
-         resident set during the failover, over N (0 when setup already peaked higher)."
+         resident set during the failover, over N (0 when setup already peaked higher). \
+         Allocations per VM: heap allocations and growing reallocations during the \
+         failover, over N (deterministic for a given build, unlike the wall time)."
     );
     println!();
 }
@@ -303,6 +309,8 @@ struct Measured {
     peak: usize,
     hwm_before: u64,
     hwm_after: u64,
+    allocs_before: u64,
+    allocs_after: u64,
 }
 
 static MEASURED: std::sync::Mutex<Measured> = std::sync::Mutex::new(Measured {
@@ -310,6 +318,8 @@ static MEASURED: std::sync::Mutex<Measured> = std::sync::Mutex::new(Measured {
     peak: 0,
     hwm_before: 0,
     hwm_after: 0,
+    allocs_before: 0,
+    allocs_after: 0,
 });
 
 /// [`support::OperationHooks`] of the report: memory counters and profiler control
@@ -319,12 +329,14 @@ fn install_hooks() {
         let mut m = MEASURED.lock().unwrap_or_else(|p| p.into_inner());
         m.hwm_before = support::vm_hwm_kib().unwrap_or(0);
         m.live_before = reset_peak();
+        m.allocs_before = ALLOCS.load(Ordering::Relaxed);
         perf_control("enable");
     }
     fn after() {
         perf_control("disable");
         let mut m = MEASURED.lock().unwrap_or_else(|p| p.into_inner());
         m.peak = PEAK.load(Ordering::Relaxed);
+        m.allocs_after = ALLOCS.load(Ordering::Relaxed);
         m.hwm_after = support::vm_hwm_kib().unwrap_or(0);
     }
     support::set_operation_hooks(support::OperationHooks { before, after });
