@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use protector::core::ports::contract::{
     get_missing_server_is_not_found, list_servers_returns_everything,
-    list_volumes_returns_everything, managed_volume_appears,
+    list_volumes_returns_everything, managed_volume_appears, server_state_agrees_with_the_server,
 };
 use protector::core::ports::ManageVolume;
 use protector::sim::world::TYPE_ASYNC;
@@ -20,7 +20,7 @@ async fn simulated_nova_and_cinder_pass_the_port_contract() {
         .expect("world");
     let ctx = world.tenant_context(SimSite::B, "tenant-a").expect("ctx");
     let clients = world.clients(SimSite::B, &ctx);
-    world
+    let workload = world
         .create_workload(
             &WorkloadSpec::new(SimSite::B, "tenant-a")
                 .servers(5)
@@ -33,6 +33,13 @@ async fn simulated_nova_and_cinder_pass_the_port_contract() {
     list_servers_returns_everything(clients.compute.as_ref(), 5)
         .await
         .expect("contract");
+    server_state_agrees_with_the_server(
+        clients.compute.as_ref(),
+        &workload.servers[0].id,
+        &"missing".into(),
+    )
+    .await
+    .expect("contract");
     list_volumes_returns_everything(clients.block_storage.as_ref(), 5)
         .await
         .expect("contract");

@@ -290,7 +290,7 @@ impl SimWorld {
                 // A `managed` or `booted` note naming its site records the volume or
                 // server as created, as a `created` entry does.
                 JournalEvent::Note { data } => {
-                    if let Some(resource) = created_by_note(data) {
+                    if let Some(resource) = created_by_note(&data.to_value()) {
                         self.own(&mut owned, &resource);
                     }
                 }

@@ -352,8 +352,8 @@ impl Protector {
                     }
                     .into());
                 };
-                if checked.insert(dst.clone()) {
-                    resolve_network(&clients, &dst).await?;
+                if checked.insert(dst) {
+                    resolve_network(&clients, dst).await?;
                 }
             }
         }
@@ -412,10 +412,10 @@ impl Protector {
 }
 
 /// The target network a member network maps to (by id, then by name).
-pub(crate) fn mapped_network(
-    mappings: &ResourceMappings,
+pub(crate) fn mapped_network<'a>(
+    mappings: &'a ResourceMappings,
     net: &crate::model::MemberNetwork,
-) -> Option<String> {
+) -> Option<&'a str> {
     mappings
         .networks
         .get(net.network_id.as_str())
@@ -424,7 +424,7 @@ pub(crate) fn mapped_network(
                 .as_ref()
                 .and_then(|n| mappings.networks.get(n))
         })
-        .cloned()
+        .map(String::as_str)
 }
 
 /// The target flavor (id or name) a member maps to: its mapping by id or name, else its

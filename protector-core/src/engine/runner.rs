@@ -17,7 +17,7 @@ use crate::error::{BackendErrorKind, Error, Service};
 use crate::ids::{MemberId, OperationId, ServerId, SiteId, VolumeId};
 use crate::messages;
 use crate::model::{
-    JournalEntry, JournalEvent, Operation, OperationStatus, OperationType, PgStatus,
+    JournalEntry, JournalEvent, NoteData, Operation, OperationStatus, OperationType, PgStatus,
     ProtectionGroup, ResourceRef,
 };
 use crate::ports::{
@@ -209,7 +209,7 @@ impl RunState {
                 self.live.remove(resource);
             }
             JournalEvent::Note { data } => {
-                if let Ok(note) = RunNote::deserialize(data) {
+                if let Ok(note) = data.decode::<RunNote>() {
                     self.apply_note(note);
                 }
             }
@@ -366,6 +366,10 @@ impl From<crate::error::StoreError> for StepError {
 pub(crate) type StepResult<T = ()> = Result<T, StepError>;
 
 /// One running operation.
+/// Networks resolved by id or name, by site.
+pub(crate) type NetworksBySite =
+    BTreeMap<SiteId, BTreeMap<String, std::sync::Arc<crate::ports::Network>>>;
+
 pub(crate) struct Run {
     pub p: Protector,
     pub id: OperationId,
@@ -381,7 +385,7 @@ pub(crate) struct Run {
     pub boot_locks: StdMutex<IdMap<MemberId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// Networks resolved on a site by id or name: members share networks, so each is
     /// looked up once per operation.
-    pub networks: StdMutex<BTreeMap<(SiteId, String), crate::ports::Network>>,
+    pub networks: StdMutex<NetworksBySite>,
     /// Journal events waiting for the next group commit ([`Run::journal`]).
     pub journal_queue: StdMutex<JournalQueue>,
     /// Serialises [`Run::update_pg`]: the deferred stale cleanup updates the group
@@ -416,21 +420,24 @@ impl Run {
         c: &SiteClients,
         site: &SiteId,
         id_or_name: &str,
-    ) -> Result<crate::ports::Network, Error> {
-        let key = (site.clone(), id_or_name.to_owned());
+    ) -> Result<std::sync::Arc<crate::ports::Network>, Error> {
         if let Some(n) = self
             .networks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(site)
+            .and_then(|on_site| on_site.get(id_or_name))
         {
             return Ok(n.clone());
         }
-        let n = crate::engine::operations::resolve_network(c, id_or_name).await?;
+        let n =
+            std::sync::Arc::new(crate::engine::operations::resolve_network(c, id_or_name).await?);
         self.networks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, n.clone());
+            .entry(site.clone())
+            .or_default()
+            .insert(id_or_name.to_owned(), n.clone());
         Ok(n)
     }
 
@@ -540,7 +547,7 @@ impl Run {
     }
 
     pub(crate) async fn note(&self, note: RunNote) -> StepResult {
-        let data = serde_json::to_value(&note)
+        let data = NoteData::encode(&note)
             .map_err(|e| StepError::Failed(format!("cannot encode a journal note: {e}")))?;
         self.enqueue(JournalEvent::Note { data }, Some(note)).await
     }

@@ -154,8 +154,8 @@ impl Run {
                 let done = &done;
                 async move {
                     self.on(Service::Compute);
-                    let server = match c.compute.get_server(&m.instance_id).await {
-                        Ok(s) => s,
+                    let status = match c.compute.get_server_state(&m.instance_id).await {
+                        Ok(s) => s.status,
                         // A server left running loses writes: believe a 404 only when
                         // the project's server list agrees.
                         Err(e) if e.kind == BackendErrorKind::NotFound => {
@@ -166,13 +166,13 @@ impl Run {
                                 .into_iter()
                                 .find(|s| s.id == m.instance_id)
                             {
-                                Some(s) => s,
+                                Some(s) => s.status,
                                 None => return Ok(()),
                             }
                         }
                         Err(e) => return Err(e.into()),
                     };
-                    if server.status != ServerStatus::Shutoff {
+                    if status != ServerStatus::Shutoff {
                         self.journal(JournalEvent::Intent {
                             resource: ResourceRef::StoppedServer {
                                 site_id: source.clone(),
@@ -220,7 +220,7 @@ impl Run {
                         .to_string(),
                     )
                 })?;
-                self.resolve_network(&c, &target, &dst).await?;
+                self.resolve_network(&c, &target, dst).await?;
             }
         }
         self.on(Service::BlockStorage);
@@ -1013,9 +1013,9 @@ impl Run {
                     let dst = mapped_network(&op.parameters.mappings, n).ok_or_else(|| {
                         StepError::Failed(format!("no network mapping for {}", n.network_id))
                     })?;
-                    let net = self.resolve_network(c, target, &dst).await?;
+                    let net = self.resolve_network(c, target, dst).await?;
                     networks.push(NetworkAttachment {
-                        network_id: net.id,
+                        network_id: net.id.clone(),
                         fixed_ip: None,
                     });
                 }
@@ -1158,10 +1158,10 @@ impl Run {
                             continue;
                         }
                         if let Some(dst) = mapped_network(&op.parameters.mappings, n) {
-                            if let Ok(net) = self.resolve_network(&c, &target, &dst).await {
+                            if let Ok(net) = self.resolve_network(&c, &target, dst).await {
                                 out.insert(
                                     n.network_id.to_string(),
-                                    (net.id.to_string(), net.name),
+                                    (net.id.to_string(), net.name.clone()),
                                 );
                             }
                         }

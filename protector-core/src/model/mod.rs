@@ -4,8 +4,8 @@ pub mod mappings;
 pub use mappings::{parse_mapping, parse_mappings, DirectionalMappings, ResourceMappings};
 pub mod operation;
 pub use operation::{
-    FailoverType, JournalEntry, JournalEvent, Operation, OperationFilter, OperationParameters,
-    OperationStatus, OperationType, PgRef, ResourceRef,
+    FailoverType, JournalEntry, JournalEvent, NoteData, Operation, OperationFilter,
+    OperationParameters, OperationStatus, OperationType, PgRef, ResourceRef,
 };
 pub mod policy;
 pub use policy::{MaskedPolicy, ReplicationPolicy, MASKED};

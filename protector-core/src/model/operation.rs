@@ -296,8 +296,75 @@ pub enum JournalEvent {
     /// Free-form note with structured data (member results, measured RTO…).
     Note {
         /// The data.
-        data: serde_json::Value,
+        data: NoteData,
     },
+}
+
+/// The data of a journal note: a JSON document, kept as its encoded text, so a note
+/// is encoded once, straight from its own type, and written as it is.
+///
+/// Two notes are equal when their documents are (the same keys and values, in any
+/// order): a note read back from a store equals the one written.
+#[derive(Clone, Debug)]
+pub struct NoteData(Box<serde_json::value::RawValue>);
+
+impl NoteData {
+    /// Encodes `value` as a note.
+    ///
+    /// # Errors
+    /// When `value` cannot be encoded as JSON (a map with keys that are not strings,
+    /// or a failing `Serialize` implementation).
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The note's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Decodes the note as a `T`.
+    ///
+    /// # Errors
+    /// When the document is not a `T`.
+    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The note as a [`serde_json::Value`].
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text is always a valid document: it was encoded or checked on the way in.
+        self.decode().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for NoteData {
+    fn from(value: serde_json::Value) -> Self {
+        // A `Value` always encodes (its map keys are strings).
+        Self::encode(&value).unwrap_or_else(|_| Self(serde_json::value::RawValue::NULL.to_owned()))
+    }
+}
+
+impl PartialEq for NoteData {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json() || self.to_value() == other.to_value()
+    }
+}
+
+impl Eq for NoteData {}
+
+impl Serialize for NoteData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for NoteData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through a `Value`: the event is an internally tagged enum, whose fields
+        // reach this from serde's buffered content rather than from the JSON text.
+        serde_json::Value::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// One journal line of an operation.
@@ -341,6 +408,64 @@ pub struct OperationFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Managed {
+        note: String,
+        target_volume: String,
+        site: Option<String>,
+    }
+
+    fn managed() -> Managed {
+        Managed {
+            note: "managed".into(),
+            target_volume: "vol-9".into(),
+            site: Some("site-b".into()),
+        }
+    }
+
+    #[test]
+    fn a_note_is_written_as_the_text_it_was_encoded_to() {
+        let data = NoteData::encode(&managed()).unwrap();
+        assert_eq!(
+            data.json(),
+            r#"{"note":"managed","target_volume":"vol-9","site":"site-b"}"#
+        );
+        let event = JournalEvent::Note { data };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"event":"note","data":{"note":"managed","target_volume":"vol-9","site":"site-b"}}"#
+        );
+        // And as a document wherever JSON values are built (rendering, YAML output).
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "event": "note",
+                "data": {"note": "managed", "target_volume": "vol-9", "site": "site-b"}
+            })
+        );
+    }
+
+    #[test]
+    fn a_note_read_back_equals_the_note_written_whatever_its_key_order() {
+        let written = JournalEvent::Note {
+            data: NoteData::encode(&managed()).unwrap(),
+        };
+        let text = serde_json::to_string(&written).unwrap();
+        let read: JournalEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, written);
+        let from_value: JournalEvent =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_eq!(from_value, written);
+        let JournalEvent::Note { data } = &read else {
+            panic!("a note reads back as {read:?}");
+        };
+        assert_eq!(data.decode::<Managed>().unwrap(), managed());
+        assert_eq!(data.to_value()["target_volume"], "vol-9");
+        // Different documents differ.
+        let other = NoteData::from(serde_json::json!({"note": "managed"}));
+        assert_ne!(*data, other);
+    }
 
     #[test]
     fn operation_enums_use_the_documented_strings() {

@@ -325,8 +325,8 @@ pub trait BlockStorage: Send + Sync {
         id: &VolumeId,
         policy: &WaitPolicy,
     ) -> Result<Volume, BackendError> {
-        let what = format!("volume {id} to become available");
-        poll_until(Service::BlockStorage, &what, policy, || async {
+        let what = || format!("volume {id} to become available");
+        poll_until(Service::BlockStorage, what, policy, || async {
             let v = self.get_volume(id).await?;
             match &v.status {
                 VolumeStatus::Available | VolumeStatus::InUse => Ok(WaitOutcome::Done(v)),
@@ -371,8 +371,8 @@ pub trait BlockStorage: Send + Sync {
         id: &VolumeId,
         policy: &WaitPolicy,
     ) -> Result<(), BackendError> {
-        let what = format!("volume {id} to be deleted");
-        poll_until(Service::BlockStorage, &what, policy, || async {
+        let what = || format!("volume {id} to be deleted");
+        poll_until(Service::BlockStorage, what, policy, || async {
             match self.get_volume(id).await {
                 Err(e) if e.kind == BackendErrorKind::NotFound => Ok(WaitOutcome::Done(())),
                 Ok(v) if v.status == VolumeStatus::ErrorDeleting => Err(BackendError::conflict(

@@ -112,6 +112,30 @@ pub struct Server {
     pub fault: Option<String>,
 }
 
+/// The part of a [`Server`] a status wait reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerState {
+    /// Id.
+    pub id: ServerId,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: ServerStatus,
+    /// The fault message when `ERROR`.
+    pub fault: Option<String>,
+}
+
+impl From<Server> for ServerState {
+    fn from(s: Server) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            status: s.status,
+            fault: s.fault,
+        }
+    }
+}
+
 /// A block device of a new server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockDevice {
@@ -173,6 +197,12 @@ pub struct Flavor {
 pub trait Compute: Send + Sync {
     /// One server; `NotFound` when it does not exist.
     async fn get_server(&self, id: &ServerId) -> Result<Server, BackendError>;
+    /// What a status wait reads of a server: its id, name, status and fault. The
+    /// same call as [`Compute::get_server`] (the default reads the whole server);
+    /// an implementation that holds its servers may answer without copying them.
+    async fn get_server_state(&self, id: &ServerId) -> Result<ServerState, BackendError> {
+        self.get_server(id).await.map(ServerState::from)
+    }
     /// All servers of the caller's project (every page).
     async fn list_servers(&self) -> Result<Vec<Server>, BackendError>;
     /// Boots a server; returns it in `BUILD` (or whatever Nova answers).
@@ -196,16 +226,17 @@ pub trait Compute: Send + Sync {
     }
 
     /// Polls until the server reaches `target`, fails on `ERROR` (with Nova's fault),
-    /// and gives up after the policy's timeout.
+    /// and gives up after the policy's timeout. Reads the server with
+    /// [`Compute::get_server_state`].
     async fn wait_for_status(
         &self,
         id: &ServerId,
         target: ServerStatus,
         policy: &WaitPolicy,
-    ) -> Result<Server, BackendError> {
-        let what = format!("server {id} to become {target}");
-        poll_until(Service::Compute, &what, policy, || async {
-            let s = self.get_server(id).await?;
+    ) -> Result<ServerState, BackendError> {
+        let what = || format!("server {id} to become {target}");
+        poll_until(Service::Compute, what, policy, || async {
+            let s = self.get_server_state(id).await?;
             if s.status == target {
                 return Ok(WaitOutcome::Done(s));
             }
@@ -256,8 +287,8 @@ pub trait Compute: Send + Sync {
         id: &ServerId,
         policy: &WaitPolicy,
     ) -> Result<(), BackendError> {
-        let what = format!("server {id} to be deleted");
-        poll_until(Service::Compute, &what, policy, || async {
+        let what = || format!("server {id} to be deleted");
+        poll_until(Service::Compute, what, policy, || async {
             match self.get_server(id).await {
                 Err(e) if e.kind == crate::error::BackendErrorKind::NotFound => {
                     Ok(WaitOutcome::Done(()))

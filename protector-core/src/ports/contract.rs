@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::BackendErrorKind;
 use crate::ids::{ServerId, VolumeId};
-use crate::ports::{BlockStorage, Compute, ManageVolume, VolumeStatus, WaitPolicy};
+use crate::ports::{BlockStorage, Compute, ManageVolume, ServerState, VolumeStatus, WaitPolicy};
 
 /// Getting a server that does not exist is `NotFound`.
 ///
@@ -25,6 +25,41 @@ pub async fn get_missing_server_is_not_found(
         )),
         Ok(s) => Err(format!(
             "getting missing server {missing} returned server {}",
+            s.id
+        )),
+    }
+}
+
+/// Reading a server's state ([`Compute::get_server_state`]) agrees with reading the
+/// whole server, and a missing server's state is `NotFound` too.
+///
+/// # Errors
+/// A description of the deviation.
+pub async fn server_state_agrees_with_the_server(
+    compute: &dyn Compute,
+    id: &ServerId,
+    missing: &ServerId,
+) -> Result<(), String> {
+    let server = compute
+        .get_server(id)
+        .await
+        .map_err(|e| format!("getting server {id} failed: {e}"))?;
+    let state = compute
+        .get_server_state(id)
+        .await
+        .map_err(|e| format!("getting the state of server {id} failed: {e}"))?;
+    if state != ServerState::from(server.clone()) {
+        return Err(format!(
+            "server {id} reads as {server:?} but its state as {state:?}"
+        ));
+    }
+    match compute.get_server_state(missing).await {
+        Err(e) if e.kind == BackendErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "getting the state of missing server {missing} failed with {e}, not a not-found error"
+        )),
+        Ok(s) => Err(format!(
+            "getting the state of missing server {missing} returned server {}",
             s.id
         )),
     }

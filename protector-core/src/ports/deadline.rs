@@ -23,7 +23,8 @@ use crate::error::{BackendError, BackendErrorKind, Service};
 use crate::ids::{GroupId, NetworkId, ServerId, VolumeId};
 use crate::ports::{
     BlockStorage, Compute, Flavor, GroupCreate, ManageVolume, Network, Networking, Server,
-    ServerCreate, SiteClients, SiteConnector, Volume, VolumeGroup, VolumeService, VolumeType,
+    ServerCreate, ServerState, SiteClients, SiteConnector, Volume, VolumeGroup, VolumeService,
+    VolumeType,
 };
 
 /// Runs `call` within `limit`; on expiry a `Transient` error of `service` naming `what`
@@ -135,6 +136,16 @@ impl Compute for DeadlineCompute {
             || format!("GET server {id}"),
             false,
             self.inner.get_server(id),
+        )
+        .await
+    }
+    async fn get_server_state(&self, id: &ServerId) -> Result<ServerState, BackendError> {
+        within(
+            self.limit,
+            Service::Compute,
+            || format!("GET server {id}"),
+            false,
+            self.inner.get_server_state(id),
         )
         .await
     }

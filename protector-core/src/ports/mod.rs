@@ -10,7 +10,7 @@ pub use block_storage::{
 pub mod compute;
 pub use compute::{
     default_server_wait, BlockDevice, Compute, Flavor, NetworkAttachment, Server, ServerAddress,
-    ServerCreate, ServerStatus,
+    ServerCreate, ServerState, ServerStatus,
 };
 pub mod networking;
 pub use networking::{Network, Networking};

@@ -44,18 +44,20 @@ pub enum WaitOutcome<T> {
 }
 
 /// Calls `poll` until it reports [`WaitOutcome::Done`], an error, or the policy's timeout
-/// passes (a [`BackendErrorKind::Transient`] error naming `what`). Transient errors of a
-/// poll are tolerated until the timeout.
+/// passes (a [`BackendErrorKind::Transient`] error naming what `what` describes; it is
+/// called only then, so a wait that ends in time formats nothing). Transient errors of
+/// a poll are tolerated until the timeout.
 ///
 /// # Errors
 /// The poll's non-transient error, or a timeout.
-pub async fn poll_until<T, F, Fut>(
+pub async fn poll_until<T, W, F, Fut>(
     service: Service,
-    what: &str,
+    what: W,
     policy: &WaitPolicy,
     mut poll: F,
 ) -> Result<T, BackendError>
 where
+    W: FnOnce() -> String + Send,
     F: FnMut() -> Fut + Send,
     Fut: Future<Output = Result<WaitOutcome<T>, BackendError>> + Send,
 {
@@ -76,8 +78,9 @@ where
                     BackendErrorKind::Transient,
                     service,
                     format!(
-                        "timed out after {}s waiting for {what}",
-                        policy.timeout.as_secs()
+                        "timed out after {}s waiting for {}",
+                        policy.timeout.as_secs(),
+                        what()
                     ),
                 )
             });
@@ -95,9 +98,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn poll_until_times_out_with_a_named_error() {
         let policy = WaitPolicy::new(Duration::from_secs(30));
-        let err = poll_until::<(), _, _>(
+        let err = poll_until::<(), _, _, _>(
             Service::Compute,
-            "server x to become ACTIVE",
+            || "server x to become ACTIVE".to_owned(),
             &policy,
             || async { Ok(WaitOutcome::Pending) },
         )
@@ -114,14 +117,19 @@ mod tests {
         let calls = AtomicU32::new(0);
         let start = tokio::time::Instant::now();
         let policy = WaitPolicy::new(Duration::from_secs(600));
-        let v = poll_until(Service::Compute, "x", &policy, || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            Ok(if n == 4 {
-                WaitOutcome::Done(n)
-            } else {
-                WaitOutcome::Pending
-            })
-        })
+        let v = poll_until(
+            Service::Compute,
+            || "x".to_owned(),
+            &policy,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Ok(if n == 4 {
+                    WaitOutcome::Done(n)
+                } else {
+                    WaitOutcome::Pending
+                })
+            },
+        )
         .await
         .unwrap();
         assert_eq!(v, 4);
@@ -132,9 +140,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn poll_until_stops_on_a_permanent_error() {
         let policy = WaitPolicy::new(Duration::from_secs(600));
-        let err = poll_until::<(), _, _>(Service::BlockStorage, "x", &policy, || async {
-            Err(BackendError::not_found(Service::BlockStorage, "gone"))
-        })
+        let err = poll_until::<(), _, _, _>(
+            Service::BlockStorage,
+            || "x".to_owned(),
+            &policy,
+            || async { Err(BackendError::not_found(Service::BlockStorage, "gone")) },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.kind, BackendErrorKind::NotFound);

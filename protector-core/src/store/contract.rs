@@ -470,7 +470,7 @@ async fn journal_sequences_start_at_zero_and_count_up_per_operation<
                     &b.id,
                     t(10),
                     JournalEvent::Note {
-                        data: serde_json::json!({"k": 1}),
+                        data: serde_json::json!({"k": 1}).into(),
                     },
                 )
                 .await
@@ -505,7 +505,7 @@ async fn concurrent_journal_appends_get_distinct_consecutive_sequences<
             &o.id,
             t(i),
             JournalEvent::Note {
-                data: serde_json::json!(i),
+                data: serde_json::json!(i).into(),
             },
         )
     });
@@ -553,7 +553,7 @@ async fn a_journal_batch_continues_the_sequence_in_order<S: OperationStore + Met
             (
                 t(i),
                 JournalEvent::Note {
-                    data: serde_json::json!(i),
+                    data: serde_json::json!(i).into(),
                 },
             )
         })

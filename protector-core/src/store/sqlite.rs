@@ -1558,7 +1558,7 @@ mod tests {
 
     fn note(i: i64) -> JournalEvent {
         JournalEvent::Note {
-            data: serde_json::json!({ "member": i }),
+            data: serde_json::json!({ "member": i }).into(),
         }
     }
 

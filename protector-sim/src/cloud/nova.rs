@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use protector_core::ids::ServerId;
-use protector_core::ports::{Compute, Flavor, Server, ServerCreate, ServerStatus};
+use protector_core::ports::{Compute, Flavor, Server, ServerCreate, ServerState, ServerStatus};
 use protector_core::{BackendError, RequestContext};
 
 use crate::call::CallKind;
@@ -46,6 +46,19 @@ impl Compute for SimCompute {
         let r = self.world.with_cloud(self.site, |c| {
             let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
             c.get_server(&caller, id)
+        });
+        adm.finish(r)
+    }
+
+    async fn get_server_state(&self, id: &ServerId) -> Result<ServerState, BackendError> {
+        let adm = self
+            .world
+            .gate
+            .foreground(self.site, CallKind::GetServer)
+            .await?;
+        let r = self.world.with_cloud(self.site, |c| {
+            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
+            c.get_server_state(&caller, id)
         });
         adm.finish(r)
     }

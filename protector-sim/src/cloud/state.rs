@@ -12,8 +12,8 @@ use protector_core::ids::{
     VolumeTypeId,
 };
 use protector_core::ports::{
-    Flavor, Network, Server, ServerAddress, ServerCreate, ServerStatus, Volume, VolumeAttachment,
-    VolumeGroup, VolumeService, VolumeStatus, VolumeType,
+    Flavor, Network, Server, ServerAddress, ServerCreate, ServerState, ServerStatus, Volume,
+    VolumeAttachment, VolumeGroup, VolumeService, VolumeStatus, VolumeType,
 };
 use protector_core::{BackendError, BackendErrorKind, IdGenerator, Service};
 
@@ -246,6 +246,24 @@ impl CloudState {
             .get(id)
             .filter(|s| Self::sees(caller, &s.server.project_id))
             .map(|s| s.server.clone())
+            .ok_or_else(|| instance_not_found(id))
+    }
+
+    /// [`Self::get_server`] without copying the whole record.
+    pub(crate) fn get_server_state(
+        &self,
+        caller: &Caller,
+        id: &ServerId,
+    ) -> Result<ServerState, BackendError> {
+        self.servers
+            .get(id)
+            .filter(|s| Self::sees(caller, &s.server.project_id))
+            .map(|s| ServerState {
+                id: s.server.id.clone(),
+                name: s.server.name.clone(),
+                status: s.server.status.clone(),
+                fault: s.server.fault.clone(),
+            })
             .ok_or_else(|| instance_not_found(id))
     }
 

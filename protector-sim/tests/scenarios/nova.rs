@@ -63,7 +63,11 @@ async fn boot_takes_the_profile_boot_latency_and_ends_active() {
         took >= Duration::from_secs(30) && took < Duration::from_secs(31),
         "boot took {took:?}"
     );
-    assert_eq!(active.volumes_attached, vec![boot.clone(), data.clone()]);
+    assert_eq!(active.status, ServerStatus::Active);
+    assert_eq!(
+        nova.get_server(&server.id).await.unwrap().volumes_attached,
+        vec![boot.clone(), data.clone()]
+    );
     let cinder = w.block_storage(SimSite::A, &alice(&w, SimSite::A));
     assert_eq!(
         cinder.get_volume(&boot).await.unwrap().status,
