@@ -9,6 +9,10 @@ use protector::core::policy::{rules, PolicyEngine, Target};
 use protector::core::state::{check_start, op_transition, pg_transition, OpEvent, PgEvent};
 use protector::core::RequestContext;
 
+/// The allocator the `protector` binary ships with, so the numbers are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Failover then failback: start, complete; returns the final status.
 fn pg_cycle(mut status: PgStatus) -> PgStatus {
     for operation in [OperationType::Failover, OperationType::Failback] {

@@ -15,6 +15,10 @@ use protector::core::model::FailoverType;
 use protector::sim::{LatencyProfile, SimSite};
 use support::Setup;
 
+/// The allocator the `protector` binary ships with, so the numbers are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn failover(c: &mut Criterion) {
     let mut group = c.benchmark_group("failover_zero_sqlite");
     group

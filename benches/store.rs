@@ -14,6 +14,10 @@ use protector::core::progress::StepId;
 use protector::sim::{LatencyProfile, SimSite};
 use support::Setup;
 
+/// The allocator the `protector` binary ships with, so the numbers are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn store_writes(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let rt = support::paused_runtime();
