@@ -43,8 +43,8 @@ use protector_core::{BackendError, IdGenerator};
 use protector_purestorage::{
     ArrayConnection, ArrayInfo, ArrayProtectionGroup, ArrayVolume, NameRef, PgSnapshot,
     PgSnapshotOptions, PgSnapshotQuery, PgSnapshotTransfer, Pod, PodArray, PromotionState,
-    ProtectionGroupTarget, ReplicationSchedule, TargetRetention, VolumeQuery, VolumeSnapshot,
-    VolumeSnapshotQuery,
+    ProtectionGroupTarget, ReplicationSchedule, SnapshotOrder, TargetRetention, VolumeQuery,
+    VolumeSnapshot, VolumeSnapshotQuery,
 };
 
 use super::data::Data;
@@ -1265,7 +1265,8 @@ impl ArrayFabricState {
         Ok(view)
     }
 
-    /// `GET /volume-snapshots`: snapshots matching the query, by name. Every name asked
+    /// `GET /volume-snapshots`: snapshots matching the query, by name or newest first as
+    /// the query orders them, the first `limit` only when it has one. Every name asked
     /// for must exist; snapshots still in transfer do not exist yet.
     ///
     /// # Errors
@@ -1278,48 +1279,71 @@ impl ArrayFabricState {
     ) -> Result<Vec<VolumeSnapshot>, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
-        // Names to list, by name, each once.
-        let mut names: Vec<&str> = Vec::new();
-        if !query.names.is_empty() {
-            for n in &query.names {
-                if !a.snapshots.contains(n.as_str()) {
-                    return Err(errors::does_not_exist("Volume snapshot", n));
-                }
-                names.push(n);
-            }
-        } else if !query.source_names.is_empty() {
-            for src in &query.source_names {
-                if let Some(set) = a.snaps_by_source.get(src.as_str()) {
-                    names.extend(set.iter().map(|n| &**n));
-                }
-            }
-        } else if let Some(prefix) = &query.name_prefix {
-            names.extend(
-                a.snapshots
-                    .iter()
-                    .map(|s| &*s.name)
-                    .filter(|k| k.starts_with(prefix.as_str())),
-            );
-        } else {
-            names.extend(a.snapshots.iter().map(|s| &*s.name));
-        }
-        names.sort_unstable();
-        names.dedup();
-        Ok(names
-            .into_iter()
-            .filter_map(|n| a.snapshots.get(n))
-            .filter(|s| {
-                query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source)
-            })
-            .filter(|s| {
-                query
+        let selected = |s: &SnapRecord| {
+            (query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source))
+                && query
                     .name_prefix
                     .as_deref()
                     .is_none_or(|p| s.name.starts_with(p))
-            })
-            .filter(|s| query.destroyed.is_none_or(|d| s.destroyed == d))
-            .map(|s| snap_view(s))
-            .collect())
+                && query.destroyed.is_none_or(|d| s.destroyed == d)
+        };
+        // The snapshots to list, by name, each once.
+        let mut picked: Vec<&SnapRecord> = Vec::new();
+        if let ([], [source]) = (query.names.as_slice(), query.source_names.as_slice()) {
+            // One source's set is already by name, each once.
+            if let Some(set) = a.snaps_by_source.get(source.as_str()) {
+                picked.extend(
+                    set.iter()
+                        .filter_map(|n| a.snapshots.get(&**n))
+                        .map(|s| &**s)
+                        .filter(|s| selected(s)),
+                );
+            }
+        } else {
+            let mut names: Vec<&str> = Vec::new();
+            if !query.names.is_empty() {
+                for n in &query.names {
+                    if !a.snapshots.contains(n.as_str()) {
+                        return Err(errors::does_not_exist("Volume snapshot", n));
+                    }
+                    names.push(n);
+                }
+            } else if !query.source_names.is_empty() {
+                for src in &query.source_names {
+                    if let Some(set) = a.snaps_by_source.get(src.as_str()) {
+                        names.extend(set.iter().map(|n| &**n));
+                    }
+                }
+            } else if let Some(prefix) = &query.name_prefix {
+                names.extend(
+                    a.snapshots
+                        .iter()
+                        .map(|s| &*s.name)
+                        .filter(|k| k.starts_with(prefix.as_str())),
+                );
+            } else {
+                names.extend(a.snapshots.iter().map(|s| &*s.name));
+            }
+            names.sort_unstable();
+            names.dedup();
+            picked.extend(
+                names
+                    .into_iter()
+                    .filter_map(|n| a.snapshots.get(n))
+                    .map(|s| &**s)
+                    .filter(|s| selected(s)),
+            );
+        }
+        match query.order {
+            SnapshotOrder::Name => {}
+            SnapshotOrder::NewestFirst => picked.sort_unstable_by(|x, y| {
+                y.created.cmp(&x.created).then_with(|| y.name.cmp(&x.name))
+            }),
+        }
+        if let Some(limit) = query.limit {
+            picked.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(picked.into_iter().map(snap_view).collect())
     }
 
     // ----------------------------------------------------------------------------
@@ -3324,6 +3348,58 @@ mod tests {
             f.snapshot_write_seq("b", &newest.name, 3_600_000).unwrap(),
             540
         );
+    }
+
+    #[test]
+    fn snapshots_listed_newest_first_come_by_created_then_name_and_stop_at_the_limit() {
+        let mut f = replicated_pair();
+        f.create_volume("a", "v2", GIB, 0).unwrap();
+        f.add_protection_group_volumes("a", "pg1", &[s("v2")], 0)
+            .unwrap();
+        for i in 0..10 {
+            f.create_pg_snapshot("a", "pg1", &replicate_now(), i * 60_000)
+                .unwrap();
+        }
+        let names = |f: &mut ArrayFabricState, q: &VolumeSnapshotQuery| -> Vec<String> {
+            f.list_volume_snapshots("b", q, 3_600_000)
+                .unwrap()
+                .into_iter()
+                .map(|v| v.name)
+                .collect()
+        };
+        let newest = VolumeSnapshotQuery {
+            source_names: vec![s("a:v1")],
+            destroyed: Some(false),
+            order: SnapshotOrder::NewestFirst,
+            limit: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&mut f, &newest),
+            ["a:pg1.10.v1", "a:pg1.9.v1", "a:pg1.8.v1"]
+        );
+        // Two sources: snapshots taken together tie on created and go by name.
+        let both = VolumeSnapshotQuery {
+            source_names: vec![s("a:v1"), s("a:v2")],
+            ..newest.clone()
+        };
+        assert_eq!(
+            names(&mut f, &both),
+            ["a:pg1.10.v2", "a:pg1.10.v1", "a:pg1.9.v2"]
+        );
+        let in_name_order = VolumeSnapshotQuery {
+            order: SnapshotOrder::Name,
+            ..newest.clone()
+        };
+        assert_eq!(
+            names(&mut f, &in_name_order),
+            ["a:pg1.1.v1", "a:pg1.10.v1", "a:pg1.2.v1"]
+        );
+        let none = VolumeSnapshotQuery {
+            limit: Some(0),
+            ..newest
+        };
+        assert!(names(&mut f, &none).is_empty());
     }
 
     #[test]
