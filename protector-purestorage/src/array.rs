@@ -96,6 +96,32 @@ pub struct VolumeSnapshotQuery {
     pub name_prefix: Option<String>,
     /// `destroyed=` filter.
     pub destroyed: Option<bool>,
+    /// Order of the listing (`sort=`).
+    pub order: SnapshotOrder,
+    /// At most this many snapshots, in `order` (`limit=`): the first page only, where
+    /// `None` reads every page.
+    pub limit: Option<u32>,
+}
+
+/// Order of a volume snapshot listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotOrder {
+    /// The array's own order, by name (no `sort=`).
+    #[default]
+    Name,
+    /// Newest first: by creation time, then by name, both descending
+    /// (`sort=created-,name-`).
+    NewestFirst,
+}
+
+impl SnapshotOrder {
+    /// The `sort=` value asking the array for this order (`None` for its own).
+    pub fn sort_param(self) -> Option<&'static str> {
+        match self {
+            Self::Name => None,
+            Self::NewestFirst => Some("created-,name-"),
+        }
+    }
 }
 
 /// Replication schedule of a protection group.

@@ -32,9 +32,10 @@
 //!   volumes out and removes the pod.
 //! - `health` measures lag from when the newest landed snapshot was taken, so it is the
 //!   data a failover would lose now, not the time since the transfer ended.
-//! - Replicated volume snapshots are looked up by `source_names=<array>:<volume>`; an
-//!   array that refuses that lookup is answered from the group's landed snapshots
-//!   instead (the Cinder driver's way).
+//! - Replicated volume snapshots are looked up by `source_names=<array>:<volume>`, the
+//!   newest alone first (`sort=created-,name-&limit=1`), all of them only when that one
+//!   has not landed yet; an array that refuses that lookup is answered from the
+//!   group's landed snapshots instead (the Cinder driver's way).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -54,12 +55,15 @@ use protector_core::{Applied, BackendError, BackendErrorKind, Clock, Service};
 
 use crate::array::{
     ArrayProtectionGroup, ArrayVolume, FlashArray, PgSnapshotOptions, PgSnapshotQuery,
-    PgSnapshotTransfer, Pod, ReplicationSchedule, TargetRetention, VolumeQuery,
-    VolumeSnapshotQuery,
+    PgSnapshotTransfer, Pod, ReplicationSchedule, SnapshotOrder, TargetRetention, VolumeQuery,
+    VolumeSnapshot, VolumeSnapshotQuery,
 };
 
 /// How many landed group snapshots a driver remembers per array.
 const LANDED_MEMORY: usize = 4096;
+
+/// How many of a volume's newest replicated snapshots a replica lookup reads first.
+const NEWEST_REPLICA_PAGE: u32 = 1;
 
 /// Settings of a [`PureDriver`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +157,19 @@ fn transfer_done(t: &PgSnapshotTransfer) -> bool {
     !t.destroyed && (t.progress >= 1.0 || t.completed.is_some())
 }
 
+/// The name a replicated object `<array>:<name>` from the array named `array` has
+/// there: `array-a:vol1` → `vol1` for `array-a`.
+fn replicated_name<'a>(replicated: &'a str, array: &str) -> Option<&'a str> {
+    replicated.strip_prefix(array)?.strip_prefix(':')
+}
+
+/// The protection-group snapshot a replicated snapshot of `volume` from the array
+/// named `array` belongs to: `array-a:pg1.42.vol1` → `array-a:pg1.42`.
+fn replicated_pg_snapshot<'a>(snapshot: &'a str, array: &str, volume: &str) -> Option<&'a str> {
+    let pg_snapshot = snapshot.strip_suffix(volume)?.strip_suffix('.')?;
+    replicated_name(pg_snapshot, array).map(|_| pg_snapshot)
+}
+
 /// The group a protection-group snapshot name belongs to: `array-a:pg1.42` → `array-a:pg1`.
 fn group_of_snapshot(pg_snapshot: &str) -> &str {
     // Purity names hold no dots; the first dot after the array prefix ends the group.
@@ -193,7 +210,7 @@ impl PureDriver {
         }
     }
 
-    async fn name(&self, side: ArraySide) -> Result<String, BackendError> {
+    async fn name(&self, side: ArraySide) -> Result<&str, BackendError> {
         self.names[side_index(side)]
             .get_or_try_init(|| async {
                 match self.array(side).array_info().await {
@@ -219,7 +236,7 @@ impl PureDriver {
                 }
             })
             .await
-            .cloned()
+            .map(String::as_str)
     }
 
     fn landed(&self, side: ArraySide, pg_snapshot: &str) -> bool {
@@ -289,7 +306,7 @@ impl PureDriver {
         let ctx = |e| {
             at(
                 e,
-                &src_name,
+                src_name,
                 format_args!("setting up protection group {pg}"),
             )
         };
@@ -319,7 +336,7 @@ impl PureDriver {
         let target = targets.iter().find(|t| t.member.name == tgt_name);
         if target.is_none() {
             conflict_ok(
-                src.add_protection_group_targets(pg, std::slice::from_ref(&tgt_name))
+                src.add_protection_group_targets(pg, &[tgt_name.to_owned()])
                     .await,
             )
             .map_err(ctx)?;
@@ -329,7 +346,7 @@ impl PureDriver {
             conflict_ok(tgt.allow_protection_group(&replicated).await).map_err(|e| {
                 at(
                     e,
-                    &tgt_name,
+                    tgt_name,
                     format_args!("allowing protection group {replicated}"),
                 )
             })?;
@@ -362,7 +379,7 @@ impl PureDriver {
         let tgt_name = self.name(source.other()).await?;
         let src = self.array(source).as_ref();
         let name = spec.name.as_str();
-        let ctx = |e| at(e, &src_name, format_args!("setting up pod {name}"));
+        let ctx = |e| at(e, src_name, format_args!("setting up pod {name}"));
         let pod = match self.find_pod(src, name).await.map_err(ctx)? {
             Some(p) => p,
             None => match src.create_pod(name).await {
@@ -376,10 +393,10 @@ impl PureDriver {
             },
         };
         if !pod.arrays.iter().any(|a| a.name == tgt_name) {
-            conflict_ok(src.stretch_pod(name, &tgt_name).await).map_err(|e| {
+            conflict_ok(src.stretch_pod(name, tgt_name).await).map_err(|e| {
                 at(
                     e,
-                    &src_name,
+                    src_name,
                     format_args!("stretching pod {name} to {tgt_name}"),
                 )
             })?;
@@ -397,25 +414,24 @@ impl PureDriver {
         let src_name = self.name(source).await?;
         let src = self.array(source).as_ref();
         let pg = spec.name.as_str();
-        let members: BTreeSet<String> = src
-            .list_protection_group_volumes(pg)
-            .await
-            .map_err(|e| {
-                at(
-                    e,
-                    &src_name,
-                    format_args!("listing the volumes of protection group {pg}"),
-                )
-            })?
-            .into_iter()
+        let listed = src.list_protection_group_volumes(pg).await.map_err(|e| {
+            at(
+                e,
+                src_name,
+                format_args!("listing the volumes of protection group {pg}"),
+            )
+        })?;
+        let members: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+        let wanted: BTreeSet<&str> = volumes.iter().map(String::as_str).collect();
+        let to_add: Vec<String> = wanted
+            .difference(&members)
+            .map(|v| (*v).to_owned())
             .collect();
-        let wanted: BTreeSet<String> = volumes.iter().cloned().collect();
-        let to_add: Vec<String> = wanted.difference(&members).cloned().collect();
         if !to_add.is_empty() {
             conflict_ok(src.add_protection_group_volumes(pg, &to_add).await).map_err(|e| {
                 at(
                     e,
-                    &src_name,
+                    src_name,
                     format_args!(
                         "adding volumes {} to protection group {pg}",
                         to_add.join(", ")
@@ -424,13 +440,16 @@ impl PureDriver {
             })?;
         }
         if exact {
-            let to_remove: Vec<String> = members.difference(&wanted).cloned().collect();
+            let to_remove: Vec<String> = members
+                .difference(&wanted)
+                .map(|v| (*v).to_owned())
+                .collect();
             if !to_remove.is_empty() {
                 absent_ok(src.remove_protection_group_volumes(pg, &to_remove).await).map_err(
                     |e| {
                         at(
                             e,
-                            &src_name,
+                            src_name,
                             format_args!(
                                 "removing volumes {} from protection group {pg}",
                                 to_remove.join(", ")
@@ -480,7 +499,7 @@ impl PureDriver {
                 Err(e) => {
                     return Err(at(
                         e,
-                        &src_name,
+                        src_name,
                         format_args!("moving volume {volume} into pod {pod}"),
                     ))
                 }
@@ -520,7 +539,7 @@ impl PureDriver {
                 Err(e) => {
                     return Err(at(
                         e,
-                        &tgt_name,
+                        tgt_name,
                         format_args!(
                             "waiting for snapshot {replicated} of protection group {group}"
                         ),
@@ -552,6 +571,59 @@ impl PureDriver {
                     .max(self.options.poll_interval),
             );
         }
+    }
+
+    /// The newest of `listed` (replicated snapshots of `volume` from the array named
+    /// `src_name`) whose group snapshot has fully landed on `target`. Landing is final,
+    /// so what is known to have landed is remembered and not asked again; `asked` holds
+    /// the groups whose transfers were read.
+    async fn newest_landed(
+        &self,
+        target: ArraySide,
+        src_name: &str,
+        volume: &str,
+        mut listed: Vec<VolumeSnapshot>,
+        asked: &mut BTreeSet<String>,
+    ) -> Result<Option<VolumeReplica>, BackendError> {
+        let tgt = self.array(target).as_ref();
+        listed.retain(|s| {
+            !s.destroyed
+                && replicated_name(&s.source.name, src_name) == Some(volume)
+                && replicated_pg_snapshot(&s.name, src_name, volume).is_some()
+        });
+        // Names are unique, so this is the one order whatever the sort.
+        listed.sort_unstable_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
+        for s in listed {
+            let Some(pg_snapshot) = replicated_pg_snapshot(&s.name, src_name, volume) else {
+                continue;
+            };
+            if !self.landed(target, pg_snapshot) {
+                let group = group_of_snapshot(pg_snapshot);
+                if !asked.contains(group) {
+                    asked.insert(group.to_owned());
+                    let query = PgSnapshotQuery {
+                        source_names: vec![group.to_owned()],
+                        destroyed: Some(false),
+                        ..PgSnapshotQuery::default()
+                    };
+                    let transfers = absent_ok(tgt.list_pg_snapshot_transfers(&query).await)?
+                        .unwrap_or_default();
+                    for t in transfers.iter().filter(|t| transfer_done(t)) {
+                        self.remember_landed(target, &t.name);
+                    }
+                }
+                if !self.landed(target, pg_snapshot) {
+                    continue;
+                }
+            }
+            return Ok(Some(VolumeReplica {
+                array: target,
+                source_volume: volume.to_owned(),
+                created_at: ms_to_utc(s.created),
+                name: s.name,
+            }));
+        }
+        Ok(None)
     }
 
     /// The newest complete replica of `volume` among the landed snapshots of the
@@ -613,7 +685,7 @@ impl PureDriver {
         let pod = self
             .find_pod(self.array(source).as_ref(), &spec.name)
             .await
-            .map_err(|e| at(e, &src_name, format_args!("reading pod {}", spec.name)))?;
+            .map_err(|e| at(e, src_name, format_args!("reading pod {}", spec.name)))?;
         let now = self.clock.now();
         let Some(pod) = pod else {
             return Ok(LinkHealth {
@@ -635,7 +707,7 @@ impl PureDriver {
                 .iter()
                 .any(|a| a.name == name && a.status == "online")
         };
-        let link_up = online(&src_name) && online(&tgt_name);
+        let link_up = online(src_name) && online(tgt_name);
         let (lag, last) = if link_up {
             (Some(Duration::ZERO), Some(now))
         } else {
@@ -671,7 +743,7 @@ impl PureDriver {
         let ctx = |e| {
             at(
                 e,
-                &src_name,
+                src_name,
                 format_args!("reading the health of protection group {pg}"),
             )
         };
@@ -752,7 +824,7 @@ impl PureDriver {
 #[async_trait]
 impl StorageDriver for PureDriver {
     async fn array_name(&self, side: ArraySide) -> Result<String, BackendError> {
-        self.name(side).await
+        self.name(side).await.map(str::to_owned)
     }
 
     async fn ensure_replication_group(
@@ -808,7 +880,7 @@ impl StorageDriver for PureDriver {
                     absent_ok(src.move_volume(&in_pod, None).await).map_err(|e| {
                         at(
                             e,
-                            &src_name,
+                            src_name,
                             format_args!("moving volume {in_pod} out of pod {group}"),
                         )
                     })?;
@@ -822,7 +894,7 @@ impl StorageDriver for PureDriver {
                     Err(e) => {
                         return Err(at(
                             e,
-                            &src_name,
+                            src_name,
                             format_args!("listing the volumes of protection group {group}"),
                         ))
                     }
@@ -840,7 +912,7 @@ impl StorageDriver for PureDriver {
                     .map_err(|e| {
                         at(
                             e,
-                            &src_name,
+                            src_name,
                             format_args!(
                                 "removing volumes {} from protection group {group}",
                                 gone.join(", ")
@@ -862,7 +934,7 @@ impl StorageDriver for PureDriver {
                     let name = self.name(side).await?;
                     let other = self.name(side.other()).await?;
                     let array = self.array(side).as_ref();
-                    let ctx = |e| at(e, &name, format_args!("deleting pod {group}"));
+                    let ctx = |e| at(e, name, format_args!("deleting pod {group}"));
                     let Some(pod) = self.find_pod(array, group).await.map_err(ctx)? else {
                         continue;
                     };
@@ -872,8 +944,7 @@ impl StorageDriver for PureDriver {
                             .arrays
                             .iter()
                             .any(|a| a.name == other && a.status != "online");
-                        absent_ok(array.unstretch_pod(group, &other, offline).await)
-                            .map_err(ctx)?;
+                        absent_ok(array.unstretch_pod(group, other, offline).await).map_err(ctx)?;
                     }
                     let members = array
                         .list_volumes(&VolumeQuery {
@@ -898,7 +969,7 @@ impl StorageDriver for PureDriver {
                     let other = self.name(side.other()).await?;
                     let array = self.array(side).as_ref();
                     for pg in [group.to_owned(), format!("{other}:{group}")] {
-                        let ctx = |e| at(e, &name, format_args!("deleting protection group {pg}"));
+                        let ctx = |e| at(e, name, format_args!("deleting protection group {pg}"));
                         let Some(found) = self.find_pg(array, &pg).await.map_err(ctx)? else {
                             continue;
                         };
@@ -926,7 +997,7 @@ impl StorageDriver for PureDriver {
             let pod = self
                 .find_pod(self.array(source).as_ref(), group)
                 .await
-                .map_err(|e| at(e, &src_name, format_args!("reading pod {group}")))?
+                .map_err(|e| at(e, src_name, format_args!("reading pod {group}")))?
                 .ok_or_else(|| {
                     BackendError::not_found(
                         Service::FlashArray,
@@ -969,7 +1040,7 @@ impl StorageDriver for PureDriver {
             .map_err(|e| {
                 at(
                     e,
-                    &src_name,
+                    src_name,
                     format_args!("snapshotting protection group {group}"),
                 )
             })?;
@@ -1007,7 +1078,7 @@ impl StorageDriver for PureDriver {
             let ctx = |e| {
                 at(
                     e,
-                    &tgt_name,
+                    tgt_name,
                     format_args!("looking for volume {volume} in pod {group}"),
                 )
             };
@@ -1034,75 +1105,50 @@ impl StorageDriver for PureDriver {
                 }));
         }
 
-        let replicated_source = format!("{src_name}:{volume}");
         let ctx = |e| {
             at(
                 e,
-                &tgt_name,
+                tgt_name,
                 format_args!("looking for replicated snapshots of volume {volume}"),
             )
         };
-        let query = VolumeSnapshotQuery {
-            source_names: vec![replicated_source.clone()],
+        // The newest snapshots first, as few as usually settle it; all of them only when
+        // none of those is usable (a transfer still landing).
+        let newest = VolumeSnapshotQuery {
+            source_names: vec![format!("{src_name}:{volume}")],
             destroyed: Some(false),
+            order: SnapshotOrder::NewestFirst,
+            limit: Some(NEWEST_REPLICA_PAGE),
             ..VolumeSnapshotQuery::default()
         };
-        let Some(listed) = absent_ok(tgt.list_volume_snapshots(&query).await).map_err(ctx)? else {
+        let Some(page) = absent_ok(tgt.list_volume_snapshots(&newest).await).map_err(ctx)? else {
             // An array that refuses a replicated name in `source_names`: walk the
             // group's landed snapshots instead, newest first.
             return self
-                .newest_in_group(target, &src_name, group, volume)
+                .newest_in_group(target, src_name, group, volume)
                 .await
                 .map_err(ctx);
         };
-        let mut snapshots: Vec<_> = listed
-            .into_iter()
-            .filter(|s| {
-                !s.destroyed
-                    && s.source.name == replicated_source
-                    && s.name.starts_with(&format!("{src_name}:"))
-                    && s.name.ends_with(&format!(".{volume}"))
-            })
-            .collect();
-        if snapshots.is_empty() {
-            return Ok(None);
-        }
-        snapshots.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.name.cmp(&a.name)));
-        // Only snapshots whose group snapshot has fully landed are usable. Landing is
-        // final, so what is known to have landed is remembered and not asked again.
-        let suffix = format!(".{volume}");
+        let whole = page.len() < NEWEST_REPLICA_PAGE as usize;
         let mut asked: BTreeSet<String> = BTreeSet::new();
-        for s in snapshots {
-            let Some(pg_snapshot) = s.name.strip_suffix(&suffix) else {
-                continue;
-            };
-            if !self.landed(target, pg_snapshot) {
-                let group = group_of_snapshot(pg_snapshot).to_owned();
-                if asked.insert(group.clone()) {
-                    let query = PgSnapshotQuery {
-                        source_names: vec![group],
-                        destroyed: Some(false),
-                        ..PgSnapshotQuery::default()
-                    };
-                    let transfers = absent_ok(tgt.list_pg_snapshot_transfers(&query).await)
-                        .map_err(ctx)?
-                        .unwrap_or_default();
-                    for t in transfers.iter().filter(|t| transfer_done(t)) {
-                        self.remember_landed(target, &t.name);
-                    }
-                }
-                if !self.landed(target, pg_snapshot) {
-                    continue;
-                }
-            }
-            return Ok(Some(VolumeReplica {
-                array: target,
-                source_volume: volume.to_owned(),
-                created_at: ms_to_utc(s.created),
-                name: s.name,
-            }));
+        let found = self
+            .newest_landed(target, src_name, volume, page, &mut asked)
+            .await
+            .map_err(ctx)?;
+        if found.is_some() || whole {
+            return Ok(found);
         }
-        Ok(None)
+        let every = VolumeSnapshotQuery {
+            order: SnapshotOrder::Name,
+            limit: None,
+            ..newest
+        };
+        let listed = absent_ok(tgt.list_volume_snapshots(&every).await)
+            .map_err(ctx)?
+            .unwrap_or_default();
+        self.newest_landed(target, src_name, volume, listed, &mut asked)
+            .await
+            .map_err(ctx)
     }
 
     async fn promote(
@@ -1112,10 +1158,12 @@ impl StorageDriver for PureDriver {
     ) -> Result<PromotedVolume, BackendError> {
         let name = self.name(replica.array).await?;
         let array = self.array(replica.array).as_ref();
-        let what = format!(
-            "copying {} of volume {} to new volume {new_name}",
-            replica.name, replica.source_volume
-        );
+        let what = || {
+            format!(
+                "copying {} of volume {} to new volume {new_name}",
+                replica.name, replica.source_volume
+            )
+        };
         let made = |v: ArrayVolume| PromotedVolume {
             array: replica.array,
             name: v.name,
@@ -1123,15 +1171,17 @@ impl StorageDriver for PureDriver {
         };
         // What the array may report as the copy's source: the snapshot itself or, for a
         // replicated snapshot, its source volume (`array-a:volume`).
-        let mut sources = vec![replica.name.clone()];
-        if let Some((prefix, _)) = replica.name.split_once(':') {
-            sources.push(format!("{prefix}:{}", replica.source_volume));
-        }
+        let made_from_replica = |source: &str| {
+            source == replica.name
+                || replica.name.split_once(':').is_some_and(|(prefix, _)| {
+                    replicated_name(source, prefix) == Some(replica.source_volume.as_str())
+                })
+        };
         match array.copy_volume(new_name, &replica.name, false).await {
             Ok(v) => Ok(made(v)),
             Err(e) if is(&e, BackendErrorKind::Conflict) || e.applied == Applied::Maybe => {
-                match self.find_volume(array, new_name).await.map_err(|e2| at(e2, &name, &what))? {
-                    Some(v) if !v.destroyed && v.source.as_ref().is_some_and(|s| sources.contains(&s.name)) => {
+                match self.find_volume(array, new_name).await.map_err(|e2| at(e2, name, what()))? {
+                    Some(v) if !v.destroyed && v.source.as_ref().is_some_and(|s| made_from_replica(&s.name)) => {
                         Ok(made(v))
                     }
                     Some(v) => Err(BackendError::conflict(
@@ -1146,25 +1196,25 @@ impl StorageDriver for PureDriver {
                         ),
                     )
                     .with_status(e.status.unwrap_or(400))),
-                    None => Err(at(e, &name, &what)),
+                    None => Err(at(e, name, what())),
                 }
             }
             Err(e) if is(&e, BackendErrorKind::NotFound) => {
-                let mut err = at(e, &name, &what);
+                let mut err = at(e, name, what());
                 err.message = format!(
                     "replica {} of volume {} not found on FlashArray {name} ({})",
                     replica.name, replica.source_volume, err.message
                 );
                 Err(err)
             }
-            Err(e) => Err(at(e, &name, &what)),
+            Err(e) => Err(at(e, name, what())),
         }
     }
 
     async fn destroy_volume(&self, side: ArraySide, volume: &str) -> Result<(), BackendError> {
         let name = self.name(side).await?;
         let array = self.array(side).as_ref();
-        let ctx = |e| at(e, &name, format_args!("destroying volume {volume}"));
+        let ctx = |e| at(e, name, format_args!("destroying volume {volume}"));
         match array.destroy_volume(volume).await {
             Ok(()) => {}
             // Already gone, or already destroyed and waiting for eradication.
@@ -1200,7 +1250,7 @@ impl StorageDriver for PureDriver {
         let ctx = |e| {
             at(
                 e,
-                &old_name,
+                old_name,
                 format_args!("disabling replication of protection group {group}"),
             )
         };

@@ -75,8 +75,8 @@ pub mod array;
 pub use array::{
     ArrayConnection, ArrayInfo, ArrayProtectionGroup, ArrayVolume, FlashArray, NameRef, PgSnapshot,
     PgSnapshotOptions, PgSnapshotQuery, PgSnapshotTransfer, Pod, PodArray, PromotionState,
-    ProtectionGroupTarget, ReplicationSchedule, TargetRetention, VolumeQuery, VolumeSnapshot,
-    VolumeSnapshotQuery,
+    ProtectionGroupTarget, ReplicationSchedule, SnapshotOrder, TargetRetention, VolumeQuery,
+    VolumeSnapshot, VolumeSnapshotQuery,
 };
 pub mod client;
 pub use client::{FlashArrayClient, FlashArrayClientBuilder, MAX_REST_MINOR, MIN_REST_MINOR};

@@ -8,7 +8,8 @@ use protector_core::model::ReplicationType;
 use protector_core::ports::{ArraySide, ReplicationGroupSpec, StorageDriver};
 use protector_core::{BackendErrorKind, TokioClock};
 use protector_purestorage::{
-    FlashArray, PureDriver, PureDriverOptions, ReplicationSchedule, TargetRetention, VolumeQuery,
+    FlashArray, PureDriver, PureDriverOptions, ReplicationSchedule, SnapshotOrder, TargetRetention,
+    VolumeQuery,
 };
 use protector_sim::flasharray::ArrayFabric;
 
@@ -646,13 +647,17 @@ async fn an_unreachable_target_is_a_transient_error_naming_array_and_volume() {
     assert!(err.message.contains(VOL), "{}", err.message);
 }
 
-/// A simulated array seen through a wrapper that counts transfer-status queries and,
-/// when `refuse_lookup_by_source` is set, answers "does not exist" to every snapshot
-/// lookup by source (as an array refusing `source_names` for objects it does not hold).
+/// A simulated array seen through a wrapper that counts transfer-status queries, keeps
+/// the volume snapshot queries it is asked and, when `refuse_lookup_by_source` is set,
+/// answers "does not exist" to every snapshot lookup by source (as an array refusing
+/// `source_names` for objects it does not hold). A group snapshot named in `landing`
+/// reads as still in transfer.
 struct Observed {
     inner: Arc<dyn FlashArray>,
     refuse_lookup_by_source: bool,
     transfer_queries: std::sync::atomic::AtomicUsize,
+    snapshot_queries: std::sync::Mutex<Vec<protector_purestorage::VolumeSnapshotQuery>>,
+    landing: std::sync::Mutex<Option<String>>,
 }
 
 impl Observed {
@@ -661,12 +666,22 @@ impl Observed {
             inner,
             refuse_lookup_by_source,
             transfer_queries: std::sync::atomic::AtomicUsize::new(0),
+            snapshot_queries: std::sync::Mutex::new(Vec::new()),
+            landing: std::sync::Mutex::new(None),
         })
     }
 
     fn transfer_queries(&self) -> usize {
         self.transfer_queries
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn snapshot_queries(&self) -> Vec<protector_purestorage::VolumeSnapshotQuery> {
+        self.snapshot_queries.lock().unwrap().clone()
+    }
+
+    fn still_landing(&self, pg_snapshot: &str) {
+        *self.landing.lock().unwrap() = Some(pg_snapshot.to_owned());
     }
 }
 
@@ -708,6 +723,7 @@ mod observed {
             &self,
             q: &VolumeSnapshotQuery,
         ) -> Result<Vec<VolumeSnapshot>, BackendError> {
+            self.snapshot_queries.lock().unwrap().push(q.clone());
             if let Some(source) = q
                 .source_names
                 .first()
@@ -815,7 +831,15 @@ mod observed {
         ) -> Result<Vec<PgSnapshotTransfer>, BackendError> {
             self.transfer_queries
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.list_pg_snapshot_transfers(q).await
+            let mut transfers = self.inner.list_pg_snapshot_transfers(q).await?;
+            let landing = self.landing.lock().unwrap().clone();
+            for t in &mut transfers {
+                if Some(&t.name) == landing.as_ref() {
+                    t.progress = 0.5;
+                    t.completed = None;
+                }
+            }
+            Ok(transfers)
         }
         async fn destroy_pg_snapshot(&self, n: &str) -> Result<(), BackendError> {
             self.inner.destroy_pg_snapshot(n).await
@@ -943,6 +967,98 @@ async fn replicas_that_replicate_now_saw_land_are_found_without_asking_transfer_
             .is_some());
     }
     assert_eq!(b.transfer_queries(), polled + 1);
+}
+
+/// `VOL` protected and replicated twice, a minute apart: the two replica points.
+async fn replicated_twice(seed: u64) -> (Env, ReplicationGroupSpec, [String; 2]) {
+    let (e, s) = protected(seed).await;
+    let first = e
+        .driver
+        .replicate_now(&s, ArraySide::Primary, Duration::from_secs(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let second = e
+        .driver
+        .replicate_now(&s, ArraySide::Primary, Duration::from_secs(300))
+        .await
+        .unwrap();
+    (e, s, [first.name, second.name])
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_newest_replica_is_asked_for_as_the_single_newest_snapshot() {
+    let (e, s, [_, second]) = replicated_twice(23).await;
+    let b = Observed::new(e.b.clone(), false);
+    let driver = PureDriver::new(
+        e.a.clone(),
+        b.clone(),
+        Arc::new(TokioClock::default_epoch()),
+        PureDriverOptions::default(),
+    );
+    let replica = driver
+        .newest_replica(&s, ArraySide::Primary, VOL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replica.name, format!("{second}.{VOL}"));
+    let queries = b.snapshot_queries();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(queries[0].source_names, [format!("array-a:{VOL}")]);
+    assert_eq!(queries[0].destroyed, Some(false));
+    assert_eq!(queries[0].order, SnapshotOrder::NewestFirst);
+    assert_eq!(queries[0].limit, Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_newest_snapshot_is_still_landing_every_snapshot_is_read_for_an_older_one() {
+    let (e, s, [first, second]) = replicated_twice(24).await;
+    let b = Observed::new(e.b.clone(), false);
+    b.still_landing(&second);
+    let driver = PureDriver::new(
+        e.a.clone(),
+        b.clone(),
+        Arc::new(TokioClock::default_epoch()),
+        PureDriverOptions::default(),
+    );
+    let replica = driver
+        .newest_replica(&s, ArraySide::Primary, VOL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replica.name, format!("{first}.{VOL}"));
+    let queries = b.snapshot_queries();
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert_eq!(queries[0].limit, Some(1));
+    assert_eq!(queries[1].limit, None);
+    assert_eq!(queries[1].order, SnapshotOrder::Name);
+    assert_eq!(queries[1].source_names, queries[0].source_names);
+    // The group's transfers were read once for both snapshots.
+    assert_eq!(b.transfer_queries(), 1);
+
+    // Nothing usable at all: no replica, after the same two listings.
+    let (e2, s2) = protected(25).await;
+    let point = e2
+        .driver
+        .replicate_now(&s2, ArraySide::Primary, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let only_b = Observed::new(e2.b.clone(), false);
+    only_b.still_landing(&point.name);
+    let fresh = PureDriver::new(
+        e2.a.clone(),
+        only_b.clone(),
+        Arc::new(TokioClock::default_epoch()),
+        PureDriverOptions::default(),
+    );
+    assert_eq!(
+        fresh
+            .newest_replica(&s2, ArraySide::Primary, VOL)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(only_b.snapshot_queries().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]

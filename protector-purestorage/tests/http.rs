@@ -8,7 +8,7 @@ use std::time::Duration;
 use protector_core::{Applied, BackendErrorKind, IdGenerator};
 use protector_purestorage::{
     FlashArray, FlashArrayClient, PgSnapshotOptions, PgSnapshotQuery, ReplicationSchedule,
-    RetryPolicy, VolumeQuery, VolumeSnapshotQuery,
+    RetryPolicy, SnapshotOrder, VolumeQuery, VolumeSnapshotQuery,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -561,6 +561,74 @@ async fn replicated_volume_snapshots_are_found_by_source_name() {
     assert_eq!(
         snaps[1].source.name,
         "array-a:volume-7f3c9a10-1111-4c2d-9e8f-000000000001-cinder"
+    );
+}
+
+#[tokio::test]
+async fn the_newest_snapshots_are_asked_for_sorted_and_limited_and_read_from_one_page() {
+    let server = array(None).await;
+    let mut body = fixture("volume_snapshots.json");
+    // The newest only, and a token for more that a limited listing does not follow.
+    if let Some(items) = body["items"].as_array_mut() {
+        items.remove(0);
+    }
+    body["continuation_token"] = json!("bW9yZQ==");
+    body["more_items_remaining"] = json!(true);
+    Mock::given(method("GET"))
+        .and(path(format!("{V}/volume-snapshots")))
+        .and(query_param(
+            "source_names",
+            "array-a:volume-7f3c9a10-1111-4c2d-9e8f-000000000001-cinder",
+        ))
+        .and(query_param("destroyed", "false"))
+        .and(query_param("sort", "created-,name-"))
+        .and(query_param("limit", "1"))
+        .and(query_param_is_missing("continuation_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{V}/volume-snapshots")))
+        .and(query_param("continuation_token", "bW9yZQ=="))
+        .respond_with(ok("volume_snapshots.json"))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let q = VolumeSnapshotQuery {
+        source_names: vec!["array-a:volume-7f3c9a10-1111-4c2d-9e8f-000000000001-cinder".into()],
+        destroyed: Some(false),
+        order: SnapshotOrder::NewestFirst,
+        limit: Some(1),
+        ..VolumeSnapshotQuery::default()
+    };
+    let snaps = client(&server).list_volume_snapshots(&q).await.unwrap();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].suffix, "42");
+}
+
+#[tokio::test]
+async fn a_listing_in_the_arrays_order_sends_no_sort_or_limit() {
+    let server = array(None).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{V}/volume-snapshots")))
+        .and(query_param_is_missing("sort"))
+        .and(query_param_is_missing("limit"))
+        .respond_with(ok("volume_snapshots.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let q = VolumeSnapshotQuery {
+        source_names: vec!["array-a:volume-7f3c9a10-1111-4c2d-9e8f-000000000001-cinder".into()],
+        ..VolumeSnapshotQuery::default()
+    };
+    assert_eq!(
+        client(&server)
+            .list_volume_snapshots(&q)
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }
 

@@ -86,11 +86,11 @@ fn push_quoted(s: &mut String, v: &str) {
 }
 
 /// `to` with the pod prefix of `from`, as the Pure driver keeps it on rename.
-fn keep_pod(from: &str, to: &str) -> String {
+fn keep_pod<'a>(from: &str, to: &'a str) -> Cow<'a, str> {
     let base = after_pod(to);
     match split_pod(from) {
-        Some((pod, _)) => format!("{pod}::{base}"),
-        None => base.to_owned(),
+        Some((pod, _)) => Cow::Owned(format!("{pod}::{base}")),
+        None => Cow::Borrowed(base),
     }
 }
 
@@ -150,8 +150,7 @@ impl WorldInner {
                     }
                     ArrayEffect::Rename { from, to } => {
                         let from = resolve(s, array, from);
-                        s.rename_volume(array, &from, &keep_pod(&from, to), now)
-                            .map(|_| ())
+                        s.rename_volume_only(array, &from, &keep_pod(&from, to), now)
                     }
                     ArrayEffect::Destroy { volume } => {
                         let volume = resolve(s, array, volume);

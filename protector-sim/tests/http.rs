@@ -7,7 +7,9 @@ use protector_core::ports::BlockStorage as _;
 use protector_core::ports::{BlockDevice, ManageVolume, ServerCreate, ServerStatus, VolumeStatus};
 use protector_core::BackendErrorKind;
 use protector_openstack::{ConfigLoader, OpenStackSite};
-use protector_purestorage::array::{PgSnapshotOptions, PgSnapshotQuery, VolumeQuery};
+use protector_purestorage::array::{
+    PgSnapshotOptions, PgSnapshotQuery, SnapshotOrder, VolumeQuery, VolumeSnapshotQuery,
+};
 use protector_purestorage::{FlashArray, FlashArrayClient};
 use protector_sim::http::{ServeOptions, SimServer};
 use protector_sim::world::TYPE_ASYNC;
@@ -527,6 +529,101 @@ async fn protection_groups_and_their_snapshots_are_driven_over_rest() {
         .all(|s| s.name != snap.name));
     let duplicate = client.create_protection_group("dr-pg-1").await.unwrap_err();
     assert_eq!(duplicate.kind, BackendErrorKind::Conflict, "{duplicate}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_volume_snapshots_are_listed_sorted_and_limited_over_rest() {
+    let (server, _dir) = serve(14).await;
+    let world = server.world().clone();
+    let workload = world
+        .create_workload(&WorkloadSpec::new(SimSite::A, "tenant-a").servers(1))
+        .unwrap();
+    let client = array_client(&server, SimSite::A, server.array_token(SimSite::A));
+    let volume = workload.servers[0].boot_volume.array_volume.clone();
+    client.create_protection_group("dr-pg-2").await.unwrap();
+    client
+        .add_protection_group_volumes("dr-pg-2", std::slice::from_ref(&volume))
+        .await
+        .unwrap();
+    for suffix in ["s1", "s2", "s3"] {
+        let options = PgSnapshotOptions {
+            suffix: Some(suffix.to_owned()),
+            replicate_now: false,
+            apply_retention: false,
+        };
+        client
+            .create_pg_snapshot("dr-pg-2", &options)
+            .await
+            .unwrap();
+    }
+    let newest = VolumeSnapshotQuery {
+        source_names: vec![volume.clone()],
+        destroyed: Some(false),
+        order: SnapshotOrder::NewestFirst,
+        limit: Some(2),
+        ..VolumeSnapshotQuery::default()
+    };
+    let over_http = client.list_volume_snapshots(&newest).await.unwrap();
+    let in_process = world
+        .array(SimSite::A)
+        .list_volume_snapshots(&newest)
+        .await
+        .unwrap();
+    assert_eq!(over_http, in_process);
+    let names: Vec<&str> = over_http.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("dr-pg-2.s3.{volume}"),
+            format!("dr-pg-2.s2.{volume}")
+        ]
+    );
+    let every = VolumeSnapshotQuery {
+        order: SnapshotOrder::Name,
+        limit: None,
+        ..newest
+    };
+    let all = client.list_volume_snapshots(&every).await.unwrap();
+    let suffixes: Vec<&str> = all.iter().map(|s| s.suffix.as_str()).collect();
+    assert_eq!(suffixes, ["s1", "s2", "s3"]);
+
+    // On the wire: a sorted page says more remain but gives no token; an unknown sort
+    // is refused.
+    let http = reqwest::Client::new();
+    let base = server.array_url(SimSite::A);
+    let login = http
+        .post(format!("{base}/api/2.36/login"))
+        .header("api-token", server.array_token(SimSite::A))
+        .send()
+        .await
+        .unwrap();
+    let session = login.headers()["x-auth-token"].to_str().unwrap().to_owned();
+    let page: Value = http
+        .get(format!("{base}/api/2.36/volume-snapshots"))
+        .query(&[
+            ("source_names", volume.as_str()),
+            ("sort", "created-,name-"),
+            ("limit", "1"),
+        ])
+        .header("x-auth-token", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["continuation_token"], Value::Null);
+    assert_eq!(page["more_items_remaining"], json!(true));
+    let refused = http
+        .get(format!("{base}/api/2.36/volume-snapshots"))
+        .query(&[("sort", "provisioned")])
+        .header("x-auth-token", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     server.stop().await;
 }
 

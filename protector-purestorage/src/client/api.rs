@@ -140,7 +140,20 @@ impl FlashArray for FlashArrayClient {
         if let Some(prefix) = &query.name_prefix {
             call = call.param("filter", format!("name={}", quoted(&format!("{prefix}*"))));
         }
-        self.get_all(call, wire::volume_snapshots).await
+        if let Some(sort) = query.order.sort_param() {
+            call = call.param("sort", sort);
+        }
+        match query.limit {
+            Some(limit) => {
+                let call = call.param("limit", limit.to_string());
+                let mut items = self.get_first_page(call, wire::volume_snapshots).await?;
+                // An array that answers with more than it was asked for still gives
+                // only the first `limit`.
+                items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                Ok(items)
+            }
+            None => self.get_all(call, wire::volume_snapshots).await,
+        }
     }
 
     async fn list_protection_groups(

@@ -458,6 +458,19 @@ impl FlashArrayClient {
         }
     }
 
+    /// The first page of a GET only, whatever continuation token comes with it (a
+    /// listing asked for its `limit=` first items).
+    pub(crate) async fn get_first_page<T>(
+        &self,
+        call: Call<'_>,
+        parse: fn(&[u8]) -> Result<Page<T>, ParseError>,
+    ) -> Result<Vec<T>, BackendError> {
+        let body = self.execute(&call).await?;
+        parse(&body)
+            .map(|p| p.items)
+            .map_err(|e| parse_failure(&e, false))
+    }
+
     /// A write (POST/PATCH/DELETE) answering `{"items": […]}`.
     pub(crate) async fn write<T>(
         &self,

@@ -284,8 +284,8 @@ impl CloudState {
     /// Nova's fault message.
     pub(crate) fn create_server(&mut self, caller: &Caller, req: &ServerCreate) -> Server {
         let id: ServerId = self.ids.next();
-        let flavor = self.flavors.get(&req.flavor_id).cloned();
-        let fault = self.boot_fault(caller, req, flavor.is_some());
+        let flavor_name = self.flavors.get(&req.flavor_id).map(|f| f.name.clone());
+        let fault = self.boot_fault(caller, req, flavor_name.is_some());
         let mut addresses = Vec::new();
         if fault.is_none() {
             for nic in &req.networks {
@@ -317,7 +317,7 @@ impl CloudState {
             },
             project_id: caller.project_id.clone(),
             flavor_id: req.flavor_id.clone(),
-            flavor_name: flavor.map(|f| f.name),
+            flavor_name,
             image_id: None,
             addresses,
             security_groups: if req.security_groups.is_empty() {

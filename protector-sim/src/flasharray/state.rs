@@ -43,8 +43,8 @@ use protector_core::{BackendError, IdGenerator};
 use protector_purestorage::{
     ArrayConnection, ArrayInfo, ArrayProtectionGroup, ArrayVolume, NameRef, PgSnapshot,
     PgSnapshotOptions, PgSnapshotQuery, PgSnapshotTransfer, Pod, PodArray, PromotionState,
-    ProtectionGroupTarget, ReplicationSchedule, TargetRetention, VolumeQuery, VolumeSnapshot,
-    VolumeSnapshotQuery,
+    ProtectionGroupTarget, ReplicationSchedule, SnapshotOrder, TargetRetention, VolumeQuery,
+    VolumeSnapshot, VolumeSnapshotQuery,
 };
 
 use super::data::Data;
@@ -183,6 +183,11 @@ impl VolumeTable {
         self.by_name.get(name)
     }
 
+    /// The volume named `name` with the table's copy of its name.
+    fn get_shared(&self, name: &str) -> Option<(&Arc<str>, &VolumeRecord)> {
+        self.by_name.get_key_value(name)
+    }
+
     fn get_mut(&mut self, name: &str) -> Option<&mut VolumeRecord> {
         self.by_name.get_mut(name)
     }
@@ -275,7 +280,8 @@ struct LinkRecord {
 #[derive(Clone, Debug)]
 struct CapturedVolume {
     id: Id,
-    name: String,
+    /// The name, shared with the array's volume table.
+    name: Arc<str>,
     provisioned: u64,
     seq: u64,
 }
@@ -393,6 +399,39 @@ fn link_key(a: &str, b: &str) -> (String, String) {
         (a.to_owned(), b.to_owned())
     } else {
         (b.to_owned(), a.to_owned())
+    }
+}
+
+/// The link between `a` and `b`, found without building its key (a fabric has a link
+/// per connected pair of arrays, a handful).
+fn link_between<'m>(
+    links: &'m BTreeMap<(String, String), LinkRecord>,
+    a: &str,
+    b: &str,
+) -> Option<&'m LinkRecord> {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    links
+        .iter()
+        .find(|((x, y), _)| x == lo && y == hi)
+        .map(|(_, l)| l)
+}
+
+/// How a transfer flows over its link now.
+fn flow_of(
+    links: &BTreeMap<(String, String), LinkRecord>,
+    arrays: &BTreeMap<String, ArrayRecord>,
+    tr: &Transfer,
+) -> Flow {
+    let up = |name: &str| arrays.get(name).is_some_and(|a| a.up);
+    match link_between(links, &tr.source_array, &tr.target_array) {
+        Some(l) if !l.cut && up(&tr.source_array) && up(&tr.target_array) => {
+            if l.stalled {
+                Flow::Capped
+            } else {
+                Flow::Full
+            }
+        }
+        _ => Flow::Held,
     }
 }
 
@@ -733,7 +772,7 @@ impl ArrayFabricState {
 
     /// Whether the link between two arrays is up (connected and not cut).
     pub fn is_link_up(&self, a: &str, b: &str) -> bool {
-        self.links.get(&link_key(a, b)).is_some_and(|l| !l.cut)
+        link_between(&self.links, a, b).is_some_and(|l| !l.cut)
     }
 
     /// Stalls replication on a link: transfers progress to [`STALLED_PROGRESS`] and
@@ -1111,6 +1150,32 @@ impl ArrayFabricState {
         new_name: &str,
         now_ms: i64,
     ) -> Result<ArrayVolume, BackendError> {
+        self.rename_volume_with(array, name, new_name, now_ms, volume_view)
+    }
+
+    /// [`Self::rename_volume`] for a caller that does not read the renamed volume.
+    ///
+    /// # Errors
+    /// As [`Self::rename_volume`].
+    pub fn rename_volume_only(
+        &mut self,
+        array: &str,
+        name: &str,
+        new_name: &str,
+        now_ms: i64,
+    ) -> Result<(), BackendError> {
+        self.rename_volume_with(array, name, new_name, now_ms, |_| ())
+    }
+
+    /// Renames a volume and returns what `view` makes of it once renamed.
+    fn rename_volume_with<T>(
+        &mut self,
+        array: &str,
+        name: &str,
+        new_name: &str,
+        now_ms: i64,
+        view: impl FnOnce(&VolumeRecord) -> T,
+    ) -> Result<T, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
         let v = a
@@ -1132,7 +1197,7 @@ impl ArrayFabricState {
         if a.volumes.contains_key(new_name) {
             return Err(errors::already_exists("Volume", new_name));
         }
-        let view = self.rekey_volume(array, name, new_name)?;
+        let view = view(self.rekey_volume(array, name, new_name)?);
         self.log_with(array, |s| {
             s.push_str("rename_volume ");
             s.push_str(name);
@@ -1259,13 +1324,14 @@ impl ArrayFabricState {
         if self.arr(array)?.volumes.contains_key(&new_name) {
             return Err(errors::already_exists("Volume", &new_name));
         }
-        let view = self.rekey_volume(array, name, &new_name)?;
+        let view = volume_view(self.rekey_volume(array, name, &new_name)?);
         self.log(array, format_args!("move_volume {name} {new_name}"));
         self.after_pod_volume_change(array, &[name, &new_name]);
         Ok(view)
     }
 
-    /// `GET /volume-snapshots`: snapshots matching the query, by name. Every name asked
+    /// `GET /volume-snapshots`: snapshots matching the query, by name or newest first as
+    /// the query orders them, the first `limit` only when it has one. Every name asked
     /// for must exist; snapshots still in transfer do not exist yet.
     ///
     /// # Errors
@@ -1278,48 +1344,71 @@ impl ArrayFabricState {
     ) -> Result<Vec<VolumeSnapshot>, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
-        // Names to list, by name, each once.
-        let mut names: Vec<&str> = Vec::new();
-        if !query.names.is_empty() {
-            for n in &query.names {
-                if !a.snapshots.contains(n.as_str()) {
-                    return Err(errors::does_not_exist("Volume snapshot", n));
-                }
-                names.push(n);
-            }
-        } else if !query.source_names.is_empty() {
-            for src in &query.source_names {
-                if let Some(set) = a.snaps_by_source.get(src.as_str()) {
-                    names.extend(set.iter().map(|n| &**n));
-                }
-            }
-        } else if let Some(prefix) = &query.name_prefix {
-            names.extend(
-                a.snapshots
-                    .iter()
-                    .map(|s| &*s.name)
-                    .filter(|k| k.starts_with(prefix.as_str())),
-            );
-        } else {
-            names.extend(a.snapshots.iter().map(|s| &*s.name));
-        }
-        names.sort_unstable();
-        names.dedup();
-        Ok(names
-            .into_iter()
-            .filter_map(|n| a.snapshots.get(n))
-            .filter(|s| {
-                query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source)
-            })
-            .filter(|s| {
-                query
+        let selected = |s: &SnapRecord| {
+            (query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source))
+                && query
                     .name_prefix
                     .as_deref()
                     .is_none_or(|p| s.name.starts_with(p))
-            })
-            .filter(|s| query.destroyed.is_none_or(|d| s.destroyed == d))
-            .map(|s| snap_view(s))
-            .collect())
+                && query.destroyed.is_none_or(|d| s.destroyed == d)
+        };
+        // The snapshots to list, by name, each once.
+        let mut picked: Vec<&SnapRecord> = Vec::new();
+        if let ([], [source]) = (query.names.as_slice(), query.source_names.as_slice()) {
+            // One source's set is already by name, each once.
+            if let Some(set) = a.snaps_by_source.get(source.as_str()) {
+                picked.extend(
+                    set.iter()
+                        .filter_map(|n| a.snapshots.get(&**n))
+                        .map(|s| &**s)
+                        .filter(|s| selected(s)),
+                );
+            }
+        } else {
+            let mut names: Vec<&str> = Vec::new();
+            if !query.names.is_empty() {
+                for n in &query.names {
+                    if !a.snapshots.contains(n.as_str()) {
+                        return Err(errors::does_not_exist("Volume snapshot", n));
+                    }
+                    names.push(n);
+                }
+            } else if !query.source_names.is_empty() {
+                for src in &query.source_names {
+                    if let Some(set) = a.snaps_by_source.get(src.as_str()) {
+                        names.extend(set.iter().map(|n| &**n));
+                    }
+                }
+            } else if let Some(prefix) = &query.name_prefix {
+                names.extend(
+                    a.snapshots
+                        .iter()
+                        .map(|s| &*s.name)
+                        .filter(|k| k.starts_with(prefix.as_str())),
+                );
+            } else {
+                names.extend(a.snapshots.iter().map(|s| &*s.name));
+            }
+            names.sort_unstable();
+            names.dedup();
+            picked.extend(
+                names
+                    .into_iter()
+                    .filter_map(|n| a.snapshots.get(n))
+                    .map(|s| &**s)
+                    .filter(|s| selected(s)),
+            );
+        }
+        match query.order {
+            SnapshotOrder::Name => {}
+            SnapshotOrder::NewestFirst => picked.sort_unstable_by(|x, y| {
+                y.created.cmp(&x.created).then_with(|| y.name.cmp(&x.name))
+            }),
+        }
+        if let Some(limit) = query.limit {
+            picked.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(picked.into_iter().map(snap_view).collect())
     }
 
     // ----------------------------------------------------------------------------
@@ -2331,35 +2420,13 @@ impl ArrayFabricState {
     }
 
     fn flow(&self, tr: &Transfer) -> Flow {
-        let link = self
-            .links
-            .get(&link_key(&tr.source_array, &tr.target_array));
-        match link {
-            Some(l)
-                if !l.cut
-                    && self.is_array_up(&tr.source_array)
-                    && self.is_array_up(&tr.target_array) =>
-            {
-                if l.stalled {
-                    Flow::Capped
-                } else {
-                    Flow::Full
-                }
-            }
-            _ => Flow::Held,
-        }
+        flow_of(&self.links, &self.arrays, tr)
     }
 
     fn progress_transfers(&mut self, t: i64) {
-        let flows: Vec<((String, String), Flow)> = self
-            .transfers
-            .iter()
-            .map(|(k, tr)| (k.clone(), self.flow(tr)))
-            .collect();
-        for (key, flow) in flows {
-            let Some(tr) = self.transfers.get_mut(&key) else {
-                continue;
-            };
+        let (links, arrays) = (&self.links, &self.arrays);
+        for tr in self.transfers.values_mut() {
+            let flow = flow_of(links, arrays, tr);
             let dt = t.saturating_sub(tr.accounted_to).max(0);
             match flow {
                 Flow::Full => tr.remaining_ms = tr.remaining_ms.saturating_sub(dt).max(0),
@@ -2558,11 +2625,11 @@ impl ArrayFabricState {
         let captured: Vec<CapturedVolume> = g
             .members
             .iter()
-            .filter_map(|m| a.volumes.get(m))
-            .filter(|v| !v.destroyed)
-            .map(|v| CapturedVolume {
+            .filter_map(|m| a.volumes.get_shared(m))
+            .filter(|(_, v)| !v.destroyed)
+            .map(|(name, v)| CapturedVolume {
                 id: v.id,
-                name: v.name.clone(),
+                name: Arc::clone(name),
                 provisioned: v.provisioned,
                 seq: v.data.seq(t),
             })
@@ -2572,7 +2639,7 @@ impl ArrayFabricState {
             g.targets
                 .iter()
                 .filter(|target| {
-                    self.links.contains_key(&link_key(array, target))
+                    link_between(&self.links, array, target).is_some()
                         && self
                             .arrays
                             .get(*target)
@@ -2591,7 +2658,7 @@ impl ArrayFabricState {
             let snap = SnapRecord {
                 id: self.new_record_id(),
                 name: shared_concat3(&mut joined, &name, ".", &c.name),
-                source: self.shared_source(array, &c.name),
+                source: self.shared_source_or(array, &c.name),
                 source_id: Some(c.id),
                 created: t,
                 provisioned: c.provisioned,
@@ -3027,19 +3094,20 @@ impl ArrayFabricState {
         }
     }
 
+    /// Moves the volume `name` to `new_name` (its snapshots and group memberships
+    /// follow it) and returns it.
     fn rekey_volume(
         &mut self,
         array: &str,
         name: &str,
         new_name: &str,
-    ) -> Result<ArrayVolume, BackendError> {
+    ) -> Result<&VolumeRecord, BackendError> {
         let a = self.arr_mut(array)?;
         let mut v = a
             .volumes
             .remove(name)
             .ok_or_else(|| errors::does_not_exist("Volume", name))?;
         v.name = new_name.to_owned();
-        let view = volume_view(&v);
         let id = v.id;
         a.volumes.insert(new_name, v);
         for g in a.groups.values_mut() {
@@ -3062,27 +3130,28 @@ impl ArrayFabricState {
                     .collect()
             })
             .unwrap_or_default();
-        if followers.is_empty() {
-            return Ok(view);
-        }
-        let source = match a.snaps_by_source.get_key_value(new_name) {
-            Some((k, _)) => Arc::clone(k),
-            None => Arc::from(new_name),
-        };
-        for n in followers {
-            a.update_snapshot(&n, |snap| snap.source = Arc::clone(&source));
-            if let Some(set) = a.snaps_by_source.get_mut(name) {
-                set.remove(&n);
-                if set.is_empty() {
-                    a.snaps_by_source.remove(name);
+        if !followers.is_empty() {
+            let source = match a.snaps_by_source.get_key_value(new_name) {
+                Some((k, _)) => Arc::clone(k),
+                None => Arc::from(new_name),
+            };
+            for n in followers {
+                a.update_snapshot(&n, |snap| snap.source = Arc::clone(&source));
+                if let Some(set) = a.snaps_by_source.get_mut(name) {
+                    set.remove(&n);
+                    if set.is_empty() {
+                        a.snaps_by_source.remove(name);
+                    }
                 }
+                a.snaps_by_source
+                    .entry(Arc::clone(&source))
+                    .or_default()
+                    .insert(n);
             }
-            a.snaps_by_source
-                .entry(Arc::clone(&source))
-                .or_default()
-                .insert(n);
         }
-        Ok(view)
+        a.volumes
+            .get(new_name)
+            .ok_or_else(|| errors::does_not_exist("Volume", new_name))
     }
 
     fn remove_volume(&mut self, array: &str, name: &str) {
@@ -3101,6 +3170,15 @@ impl ArrayFabricState {
             .get(array)
             .and_then(|a| a.snaps_by_source.get_key_value(source))
             .map_or_else(|| Arc::from(source), |(k, _)| Arc::clone(k))
+    }
+
+    /// `source` as the snapshots of `array` share it: the copy its source index holds,
+    /// or `source` itself.
+    fn shared_source_or(&self, array: &str, source: &Arc<str>) -> Arc<str> {
+        self.arrays
+            .get(array)
+            .and_then(|a| a.snaps_by_source.get_key_value(&**source))
+            .map_or_else(|| Arc::clone(source), |(k, _)| Arc::clone(k))
     }
 
     fn insert_snapshot(&mut self, array: &str, snap: SnapRecord) {
@@ -3324,6 +3402,58 @@ mod tests {
             f.snapshot_write_seq("b", &newest.name, 3_600_000).unwrap(),
             540
         );
+    }
+
+    #[test]
+    fn snapshots_listed_newest_first_come_by_created_then_name_and_stop_at_the_limit() {
+        let mut f = replicated_pair();
+        f.create_volume("a", "v2", GIB, 0).unwrap();
+        f.add_protection_group_volumes("a", "pg1", &[s("v2")], 0)
+            .unwrap();
+        for i in 0..10 {
+            f.create_pg_snapshot("a", "pg1", &replicate_now(), i * 60_000)
+                .unwrap();
+        }
+        let names = |f: &mut ArrayFabricState, q: &VolumeSnapshotQuery| -> Vec<String> {
+            f.list_volume_snapshots("b", q, 3_600_000)
+                .unwrap()
+                .into_iter()
+                .map(|v| v.name)
+                .collect()
+        };
+        let newest = VolumeSnapshotQuery {
+            source_names: vec![s("a:v1")],
+            destroyed: Some(false),
+            order: SnapshotOrder::NewestFirst,
+            limit: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&mut f, &newest),
+            ["a:pg1.10.v1", "a:pg1.9.v1", "a:pg1.8.v1"]
+        );
+        // Two sources: snapshots taken together tie on created and go by name.
+        let both = VolumeSnapshotQuery {
+            source_names: vec![s("a:v1"), s("a:v2")],
+            ..newest.clone()
+        };
+        assert_eq!(
+            names(&mut f, &both),
+            ["a:pg1.10.v2", "a:pg1.10.v1", "a:pg1.9.v2"]
+        );
+        let in_name_order = VolumeSnapshotQuery {
+            order: SnapshotOrder::Name,
+            ..newest.clone()
+        };
+        assert_eq!(
+            names(&mut f, &in_name_order),
+            ["a:pg1.1.v1", "a:pg1.10.v1", "a:pg1.2.v1"]
+        );
+        let none = VolumeSnapshotQuery {
+            limit: Some(0),
+            ..newest
+        };
+        assert!(names(&mut f, &none).is_empty());
     }
 
     #[test]

@@ -13,7 +13,8 @@ use protector_core::BackendError;
 use protector_purestorage::array::{
     ArrayConnection, ArrayProtectionGroup, ArrayVolume, NameRef, PgSnapshot, PgSnapshotOptions,
     PgSnapshotQuery, PgSnapshotTransfer, Pod, PromotionState, ProtectionGroupTarget,
-    ReplicationSchedule, TargetRetention, VolumeQuery, VolumeSnapshot, VolumeSnapshotQuery,
+    ReplicationSchedule, SnapshotOrder, TargetRetention, VolumeQuery, VolumeSnapshot,
+    VolumeSnapshotQuery,
 };
 use serde_json::{json, Value};
 
@@ -217,7 +218,21 @@ fn connection_json(c: &ArrayConnection) -> Value {
     })
 }
 
-/// One page of items, honouring `limit` and `continuation_token` (an offset).
+/// The order `sort=` asks of a volume snapshot listing: by name (the default), or
+/// newest first as `created-,name-`.
+fn snapshot_order(q: &BTreeMap<String, String>) -> Result<SnapshotOrder, Failure> {
+    match q.get("sort").map(|s| s.trim()) {
+        None | Some("name") => Ok(SnapshotOrder::Name),
+        Some(sort) if Some(sort) == SnapshotOrder::NewestFirst.sort_param() => {
+            Ok(SnapshotOrder::NewestFirst)
+        }
+        Some(sort) => Err(Failure::Bad(format!("Unsupported sort: {sort}."))),
+    }
+}
+
+/// One page of items, honouring `limit` and `continuation_token` (an offset). As on
+/// an array, a listing with `sort=` comes without a continuation token: its `limit`
+/// first items are all there is to read.
 fn items_page(s: &ArrayState, items: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
     let start: usize = q
         .get("continuation_token")
@@ -231,11 +246,11 @@ fn items_page(s: &ArrayState, items: Vec<Value>, q: &BTreeMap<String, String>) -
         .take(limit.unwrap_or(usize::MAX))
         .collect();
     let end = start + page.len();
-    let token = (end < total).then(|| end.to_string());
+    let token = (end < total && !q.contains_key("sort")).then(|| end.to_string());
     reply(
         s,
         StatusCode::OK,
-        json!({"items": page, "continuation_token": token, "total_item_count": total, "more_items_remaining": token.is_some()}),
+        json!({"items": page, "continuation_token": token, "total_item_count": total, "more_items_remaining": end < total}),
     )
 }
 
@@ -397,6 +412,9 @@ async fn route(
                 source_names: list(q, "source_names"),
                 name_prefix: filter_value(q, "name").map(|p| p.trim_end_matches('*').to_owned()),
                 destroyed: flag(q, "destroyed"),
+                order: snapshot_order(q)?,
+                // The page below takes `limit` and `continuation_token`.
+                limit: None,
             };
             let v = array.list_volume_snapshots(&query).await?;
             Ok(items_page(s, v.iter().map(snapshot_json).collect(), q))
