@@ -365,11 +365,11 @@ impl From<crate::error::StoreError> for StepError {
 
 pub(crate) type StepResult<T = ()> = Result<T, StepError>;
 
-/// One running operation.
 /// Networks resolved by id or name, by site.
 pub(crate) type NetworksBySite =
     BTreeMap<SiteId, BTreeMap<String, std::sync::Arc<crate::ports::Network>>>;
 
+/// One running operation.
 pub(crate) struct Run {
     pub p: Protector,
     pub id: OperationId,
