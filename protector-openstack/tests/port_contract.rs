@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use protector_core::ports::contract::{
     get_missing_server_is_not_found, list_servers_returns_everything,
-    list_volumes_returns_everything, managed_volume_appears,
+    list_volumes_returns_everything, managed_volume_appears, server_state_agrees_with_the_server,
 };
 use protector_core::ports::ManageVolume;
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::common::{fixture, json_fixture, status_json, MockCloud};
+use crate::common::{fixture, json_fixture, ok_json, status_json, MockCloud};
 
 #[tokio::test]
 async fn nova_client_reports_a_missing_server_as_not_found() {
@@ -26,6 +26,38 @@ async fn nova_client_reports_a_missing_server_as_not_found() {
     get_missing_server_is_not_found(site.clients().compute.as_ref(), &"missing".into())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn nova_client_reads_a_server_state_that_agrees_with_the_server() {
+    let cloud = MockCloud::start().await;
+    let id = "5b3f0f2a-0d36-4b4e-9b5e-2d3f1c1b0a99";
+    Mock::given(method("GET"))
+        .and(path(cloud.compute_path(&format!("/servers/{id}"))))
+        .respond_with(ok_json("nova/server_error.json"))
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(
+            cloud.compute_path(&format!("/servers/{id}/os-interface")),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"interfaceAttachments": []})))
+        .mount(&cloud.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(cloud.compute_path("/servers/missing")))
+        .respond_with(status_json(404, "nova/error_item_not_found.json"))
+        .mount(&cloud.server)
+        .await;
+    let site = cloud.site().await;
+    let compute = site.clients().compute;
+    server_state_agrees_with_the_server(compute.as_ref(), &id.into(), &"missing".into())
+        .await
+        .unwrap();
+    // The state carries Nova's fault, which a status wait reports.
+    let state = compute.get_server_state(&id.into()).await.unwrap();
+    assert_eq!(state.status, protector_core::ports::ServerStatus::Error);
+    assert!(state.fault.is_some_and(|f| !f.is_empty()));
 }
 
 #[tokio::test]
