@@ -163,6 +163,16 @@ fn replicated_name<'a>(replicated: &'a str, array: &str) -> Option<&'a str> {
     replicated.strip_prefix(array)?.strip_prefix(':')
 }
 
+/// The replica of `volume` on `target` that the volume snapshot `s` is.
+fn snapshot_replica(target: ArraySide, volume: &str, s: VolumeSnapshot) -> VolumeReplica {
+    VolumeReplica {
+        array: target,
+        source_volume: volume.to_owned(),
+        created_at: ms_to_utc(s.created),
+        name: s.name,
+    }
+}
+
 /// The protection-group snapshot a replicated snapshot of `volume` from the array
 /// named `array` belongs to: `array-a:pg1.42.vol1` → `array-a:pg1.42`.
 fn replicated_pg_snapshot<'a>(snapshot: &'a str, array: &str, volume: &str) -> Option<&'a str> {
@@ -616,12 +626,7 @@ impl PureDriver {
                     continue;
                 }
             }
-            return Ok(Some(VolumeReplica {
-                array: target,
-                source_volume: volume.to_owned(),
-                created_at: ms_to_utc(s.created),
-                name: s.name,
-            }));
+            return Ok(Some(snapshot_replica(target, volume, s)));
         }
         Ok(None)
     }
@@ -664,12 +669,7 @@ impl PureDriver {
                 .into_iter()
                 .find(|s| s.name == name && !s.destroyed);
             if let Some(s) = found {
-                return Ok(Some(VolumeReplica {
-                    array: target,
-                    source_volume: volume.to_owned(),
-                    created_at: ms_to_utc(s.created),
-                    name: s.name,
-                }));
+                return Ok(Some(snapshot_replica(target, volume, s)));
             }
         }
         Ok(None)

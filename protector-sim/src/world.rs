@@ -32,10 +32,11 @@ use protector_core::model::OperationType;
 use protector_core::ports::{
     Flavor, Network, SiteClients, StepBoundary, StepHook, VolumeService, VolumeType,
 };
-use protector_core::{Clock, IdGenerator, RequestContext, TokioClock};
+use protector_core::{BackendError, Clock, IdGenerator, RequestContext, TokioClock};
 use protector_purestorage::FlashArray;
 
-use crate::cloud::state::{CloudState, ImageInfo, NetworkRec, ProjectInfo, UserInfo};
+use crate::call::CallKind;
+use crate::cloud::state::{Caller, CloudState, ImageInfo, NetworkRec, ProjectInfo, UserInfo};
 use crate::cloud::{SimBlockStorage, SimCompute, SimNetworking};
 use crate::crash::{CrashGuard, CrashHook};
 use crate::error::SimError;
@@ -208,6 +209,23 @@ impl WorldInner {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         f(&mut g)
+    }
+
+    /// A tenant's read of `site`'s cloud: admitted by the gate as a `kind` call, then
+    /// `f` on the cloud state with the caller `ctx` names.
+    pub(crate) async fn read_cloud<T>(
+        &self,
+        site: SimSite,
+        ctx: &RequestContext,
+        kind: CallKind,
+        f: impl FnOnce(&mut CloudState, &Caller) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let adm = self.gate.foreground(site, kind).await?;
+        let r = self.with_cloud(site, |c| {
+            let caller = c.caller(&ctx.user_id, &ctx.project_id)?;
+            f(c, &caller)
+        });
+        adm.finish(r)
     }
 
     pub(crate) fn log(&self, site: SimSite, text: impl fmt::Display) {

@@ -136,6 +136,17 @@ impl From<Server> for ServerState {
     }
 }
 
+impl From<&Server> for ServerState {
+    fn from(s: &Server) -> Self {
+        Self {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            status: s.status.clone(),
+            fault: s.fault.clone(),
+        }
+    }
+}
+
 /// A block device of a new server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockDevice {

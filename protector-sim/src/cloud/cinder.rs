@@ -44,12 +44,7 @@ impl SimBlockStorage {
             &crate::cloud::state::Caller,
         ) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        let adm = self.world.gate.foreground(self.site, kind).await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            f(c, &caller)
-        });
-        adm.finish(r)
+        self.world.read_cloud(self.site, &self.ctx, kind, f).await
     }
 }
 

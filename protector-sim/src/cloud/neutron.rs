@@ -38,28 +38,18 @@ impl SimNetworking {
 #[async_trait]
 impl Networking for SimNetworking {
     async fn get_network(&self, id: &NetworkId) -> Result<Network, BackendError> {
-        let adm = self
-            .world
-            .gate
-            .foreground(self.site, CallKind::GetNetwork)
-            .await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            c.get_network(&caller, id)
-        });
-        adm.finish(r)
+        self.world
+            .read_cloud(self.site, &self.ctx, CallKind::GetNetwork, |c, caller| {
+                c.get_network(caller, id)
+            })
+            .await
     }
 
     async fn list_networks(&self) -> Result<Vec<Network>, BackendError> {
-        let adm = self
-            .world
-            .gate
-            .foreground(self.site, CallKind::ListNetworks)
-            .await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            Ok(c.list_networks(&caller))
-        });
-        adm.finish(r)
+        self.world
+            .read_cloud(self.site, &self.ctx, CallKind::ListNetworks, |c, caller| {
+                Ok(c.list_networks(caller))
+            })
+            .await
     }
 }

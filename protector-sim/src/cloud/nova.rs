@@ -38,42 +38,27 @@ impl SimCompute {
 #[async_trait]
 impl Compute for SimCompute {
     async fn get_server(&self, id: &ServerId) -> Result<Server, BackendError> {
-        let adm = self
-            .world
-            .gate
-            .foreground(self.site, CallKind::GetServer)
-            .await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            c.get_server(&caller, id)
-        });
-        adm.finish(r)
+        self.world
+            .read_cloud(self.site, &self.ctx, CallKind::GetServer, |c, caller| {
+                c.get_server(caller, id)
+            })
+            .await
     }
 
     async fn get_server_state(&self, id: &ServerId) -> Result<ServerState, BackendError> {
-        let adm = self
-            .world
-            .gate
-            .foreground(self.site, CallKind::GetServer)
-            .await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            c.get_server_state(&caller, id)
-        });
-        adm.finish(r)
+        self.world
+            .read_cloud(self.site, &self.ctx, CallKind::GetServer, |c, caller| {
+                c.get_server_state(caller, id)
+            })
+            .await
     }
 
     async fn list_servers(&self) -> Result<Vec<Server>, BackendError> {
-        let adm = self
-            .world
-            .gate
-            .foreground(self.site, CallKind::ListServers)
-            .await?;
-        let r = self.world.with_cloud(self.site, |c| {
-            let caller = c.caller(&self.ctx.user_id, &self.ctx.project_id)?;
-            Ok(c.list_servers(&caller))
-        });
-        adm.finish(r)
+        self.world
+            .read_cloud(self.site, &self.ctx, CallKind::ListServers, |c, caller| {
+                Ok(c.list_servers(caller))
+            })
+            .await
     }
 
     async fn create_server(&self, request: &ServerCreate) -> Result<Server, BackendError> {

@@ -237,16 +237,21 @@ impl CloudState {
 
     // ---------------------------------------------------------------- nova
 
+    /// The server `id` if `caller` may see it.
+    fn visible_server(&self, caller: &Caller, id: &ServerId) -> Result<&Server, BackendError> {
+        self.servers
+            .get(id)
+            .filter(|s| Self::sees(caller, &s.server.project_id))
+            .map(|s| &s.server)
+            .ok_or_else(|| instance_not_found(id))
+    }
+
     pub(crate) fn get_server(
         &self,
         caller: &Caller,
         id: &ServerId,
     ) -> Result<Server, BackendError> {
-        self.servers
-            .get(id)
-            .filter(|s| Self::sees(caller, &s.server.project_id))
-            .map(|s| s.server.clone())
-            .ok_or_else(|| instance_not_found(id))
+        self.visible_server(caller, id).cloned()
     }
 
     /// [`Self::get_server`] without copying the whole record.
@@ -255,16 +260,7 @@ impl CloudState {
         caller: &Caller,
         id: &ServerId,
     ) -> Result<ServerState, BackendError> {
-        self.servers
-            .get(id)
-            .filter(|s| Self::sees(caller, &s.server.project_id))
-            .map(|s| ServerState {
-                id: s.server.id.clone(),
-                name: s.server.name.clone(),
-                status: s.server.status.clone(),
-                fault: s.server.fault.clone(),
-            })
-            .ok_or_else(|| instance_not_found(id))
+        self.visible_server(caller, id).map(ServerState::from)
     }
 
     pub(crate) fn list_servers(&self, caller: &Caller) -> Vec<Server> {
