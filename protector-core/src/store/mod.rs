@@ -16,10 +16,15 @@ use crate::model::{
 };
 
 /// A protection group's stored document, encoded at most once however many stores
-/// write the group ([`MetadataStore::put_protection_group_shared`]). Start each write
+/// write the group ([`MetadataStore::put_protection_group_shared`]): the group's own
+/// document and, for stores that keep members apart, each member's. Start each write
 /// of a changed group with a new, empty one.
 #[derive(Debug, Default)]
-pub struct GroupDocument(std::sync::OnceLock<String>);
+pub struct GroupDocument {
+    header: std::sync::OnceLock<String>,
+    /// One slot per member, by position; made on the first member encoded.
+    members: std::sync::OnceLock<Box<[std::sync::OnceLock<Box<str>>]>>,
+}
 
 impl GroupDocument {
     /// The document, made by `encode` on first use.
@@ -27,11 +32,38 @@ impl GroupDocument {
     /// # Errors
     /// What `encode` returns (nothing is kept then: the next use encodes again).
     pub fn get_or_encode<E>(&self, encode: impl FnOnce() -> Result<String, E>) -> Result<&str, E> {
-        if let Some(d) = self.0.get() {
+        if let Some(d) = self.header.get() {
             return Ok(d);
         }
         let d = encode()?;
-        Ok(self.0.get_or_init(|| d))
+        Ok(self.header.get_or_init(|| d))
+    }
+
+    /// The document of the member at `position` of a group of `count` members, made
+    /// by `encode` on first use. A position out of range, or a `count` other than the
+    /// first use's, is encoded each time and not kept.
+    ///
+    /// # Errors
+    /// What `encode` returns (nothing is kept then: the next use encodes again).
+    pub fn member_or_encode<E>(
+        &self,
+        position: usize,
+        count: usize,
+        encode: impl FnOnce() -> Result<String, E>,
+    ) -> Result<std::borrow::Cow<'_, str>, E> {
+        let slots = self.members.get_or_init(|| {
+            std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(count)
+                .collect()
+        });
+        let Some(slot) = slots.get(position).filter(|_| slots.len() == count) else {
+            return encode().map(std::borrow::Cow::Owned);
+        };
+        if let Some(d) = slot.get() {
+            return Ok(std::borrow::Cow::Borrowed(d));
+        }
+        let d = encode()?.into_boxed_str();
+        Ok(std::borrow::Cow::Borrowed(slot.get_or_init(|| d)))
     }
 }
 
@@ -164,3 +196,53 @@ pub use sqlite::SqliteStore;
 
 #[cfg(test)]
 mod contract;
+
+#[cfg(test)]
+mod tests {
+    use super::GroupDocument;
+
+    #[test]
+    fn a_group_document_encodes_its_header_once() {
+        let d = GroupDocument::default();
+        assert_eq!(d.get_or_encode(|| Ok::<_, ()>("h".to_owned())), Ok("h"));
+        assert_eq!(d.get_or_encode(|| Ok::<_, ()>("other".to_owned())), Ok("h"));
+    }
+
+    #[test]
+    fn a_group_document_encodes_each_member_once() {
+        let d = GroupDocument::default();
+        let first = d.member_or_encode(1, 3, || Ok::<_, ()>("m1".to_owned()));
+        assert_eq!(first.as_deref(), Ok("m1"));
+        // Kept: a later use does not encode again.
+        let again = d.member_or_encode(1, 3, || Ok::<_, ()>("changed".to_owned()));
+        assert_eq!(again.as_deref(), Ok("m1"));
+        assert!(matches!(again, Ok(std::borrow::Cow::Borrowed(_))));
+        // Other positions are their own.
+        let other = d.member_or_encode(0, 3, || Ok::<_, ()>("m0".to_owned()));
+        assert_eq!(other.as_deref(), Ok("m0"));
+    }
+
+    #[test]
+    fn a_failed_member_encoding_is_not_kept() {
+        let d = GroupDocument::default();
+        assert_eq!(
+            d.member_or_encode(0, 1, || Err::<String, _>("no")),
+            Err("no")
+        );
+        let later = d.member_or_encode(0, 1, || Ok::<_, &str>("m0".to_owned()));
+        assert_eq!(later.as_deref(), Ok("m0"));
+    }
+
+    #[test]
+    fn members_of_another_count_or_out_of_range_are_encoded_each_time() {
+        let d = GroupDocument::default();
+        let _ = d.member_or_encode(0, 2, || Ok::<_, ()>("m0".to_owned()));
+        let other_count = d.member_or_encode(0, 5, || Ok::<_, ()>("fresh".to_owned()));
+        assert_eq!(other_count.as_deref(), Ok("fresh"));
+        assert!(matches!(other_count, Ok(std::borrow::Cow::Owned(_))));
+        let beyond = d.member_or_encode(7, 2, || Ok::<_, ()>("beyond".to_owned()));
+        assert_eq!(beyond.as_deref(), Ok("beyond"));
+        let kept = d.member_or_encode(0, 2, || Ok::<_, ()>("unused".to_owned()));
+        assert_eq!(kept.as_deref(), Ok("m0"));
+    }
+}

@@ -374,6 +374,26 @@ fn to_json_sized<T: Serialize + ?Sized>(
         })
 }
 
+/// [`to_json`] into `buffer` (cleared first, and kept for the next value): a loop that
+/// encodes many values grows one buffer once rather than a new one for each.
+fn to_json_into<'b, T: Serialize + ?Sized>(
+    what: impl FnOnce() -> String,
+    value: &T,
+    buffer: &'b mut Vec<u8>,
+) -> Result<&'b str, StoreError> {
+    buffer.clear();
+    serde_json::to_writer(&mut *buffer, value)
+        .and_then(|()| {
+            std::str::from_utf8(buffer).map_err(|e| {
+                serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+        })
+        .map_err(|source| StoreError::Codec {
+            what: what(),
+            source,
+        })
+}
+
 fn from_json<T: DeserializeOwned>(
     what: impl FnOnce() -> String,
     text: &str,
@@ -1304,16 +1324,22 @@ impl MetadataStore for SqliteStore {
                          WHERE protection_group_id = ?1 AND position = ?2",
                     )
                     .db(path)?;
+                // Members are encoded into one buffer, and each text is kept in
+                // `document` for the next store that writes the group.
+                let mut buffer = Vec::new();
+                let count = pg.members.len();
                 for (position, member) in pg.members.iter().enumerate() {
                     let old = stored.and_then(|s| s.get(position));
                     if old == Some(member) {
                         continue;
                     }
                     let what = || format!("{} member {position}", group_key(&pg.id));
-                    let text = to_json(what, member)?;
+                    let text = document.member_or_encode(position, count, || {
+                        to_json_into(what, member, &mut buffer).map(str::to_owned)
+                    })?;
                     let position = i64::try_from(position)
                         .map_err(|_| corrupt(path, format!("{}: position out of range", what())))?;
-                    let args = params![pg.id.as_str(), position, text];
+                    let args = params![pg.id.as_str(), position, text.as_ref()];
                     if old.is_none() || update.execute(args).db(path)? == 0 {
                         upsert.execute(args).db(path)?;
                     }
@@ -1699,6 +1725,50 @@ mod tests {
         store.put_protection_group(&seen).await.unwrap();
         assert_eq!(member_writes(&store), vec![3]);
         assert_eq!(fresh.get_protection_group(&g.id).await.unwrap(), Some(seen));
+    }
+
+    #[tokio::test]
+    async fn stores_writing_one_group_encode_each_member_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            SqliteStore::open(dir.path().join("a.db")).unwrap(),
+            SqliteStore::open(dir.path().join("b.db")).unwrap(),
+        );
+        let g = Arc::new(with_members(group("pg-1", "p1", "app"), 3));
+        let document = GroupDocument::default();
+        a.put_protection_group_shared(g.clone(), &document)
+            .await
+            .unwrap();
+        // The second store takes the texts the first one encoded: a text changed in
+        // between is what it stores.
+        let kept = document
+            .member_or_encode(1, 3, || Err::<String, ()>(()))
+            .unwrap()
+            .into_owned();
+        assert_eq!(kept, serde_json::to_string(&g.members[1]).unwrap());
+        let mut renamed = g.members[1].clone();
+        renamed.instance_name = "renamed by the document".to_owned();
+        let altered = GroupDocument::default();
+        altered.get_or_encode(|| group_header(&g)).unwrap();
+        altered
+            .member_or_encode(1, 3, || {
+                Ok::<_, StoreError>(serde_json::to_string(&renamed).unwrap())
+            })
+            .unwrap();
+        b.put_protection_group_shared(g.clone(), &altered)
+            .await
+            .unwrap();
+        let fresh = SqliteStore::open(dir.path().join("b.db")).unwrap();
+        let read = fresh.get_protection_group(&g.id).await.unwrap().unwrap();
+        assert_eq!(read.members[1], renamed);
+        assert_eq!(read.members[0], g.members[0]);
+        assert_eq!(read.members[2], g.members[2]);
+        // And the first store's rows are the group's own.
+        let fresh = SqliteStore::open(dir.path().join("a.db")).unwrap();
+        assert_eq!(
+            fresh.get_protection_group(&g.id).await.unwrap().as_ref(),
+            Some(&*g)
+        );
     }
 
     #[tokio::test]
