@@ -18,6 +18,7 @@ pub mod site;
 pub use site::{Site, SiteCredentials, SiteStatus};
 pub mod sync;
 pub use sync::{SyncState, SyncStatus, SyncStatusValue};
+pub(crate) mod time;
 
 #[cfg(test)]
 mod secret_tests {

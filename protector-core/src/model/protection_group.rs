@@ -217,6 +217,7 @@ pub struct Member {
     /// Volumes, boot volume first.
     pub volumes: Vec<MemberVolume>,
     /// When it was added.
+    #[serde(serialize_with = "crate::model::time::serialize_utc")]
     pub created_at: DateTime<Utc>,
 }
 

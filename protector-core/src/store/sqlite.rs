@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension,
@@ -57,6 +57,7 @@ use serde::Serialize;
 use super::{GroupDocument, MetadataStore, OperationStore};
 use crate::error::StoreError;
 use crate::ids::{OperationId, ProjectId, ProtectionGroupId, SiteId};
+use crate::model::time::{rfc3339, Fraction, Rfc3339};
 use crate::model::{
     FailoverType, JournalEntry, JournalEvent, Operation, OperationFilter, OperationStatus,
     OperationType, PgRef, ProtectionGroup, ReplicationPolicy, Site, SiteCredentials, SyncState,
@@ -283,40 +284,9 @@ impl<T> ResultExt<T> for rusqlite::Result<T> {
 }
 
 /// `t` as RFC 3339 with nanoseconds and `Z`, exactly as
-/// `to_rfc3339_opts(SecondsFormat::Nanos, true)` writes it; written directly for the
-/// years 0000–9999 (every journal entry carries one), by chrono otherwise.
+/// `to_rfc3339_opts(SecondsFormat::Nanos, true)` writes it.
 fn ts(t: &DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let n = t.naive_utc();
-    let year = n.year();
-    let nanos = n.nanosecond();
-    let Ok(year) = u32::try_from(year) else {
-        return t.to_rfc3339_opts(SecondsFormat::Nanos, true);
-    };
-    if year > 9999 || nanos >= 1_000_000_000 {
-        // Out of the fixed-width range, or a leap second.
-        return t.to_rfc3339_opts(SecondsFormat::Nanos, true);
-    }
-    let mut out = *b"0000-00-00T00:00:00.000000000Z";
-    digits(&mut out[0..4], year);
-    digits(&mut out[5..7], n.month());
-    digits(&mut out[8..10], n.day());
-    digits(&mut out[11..13], n.hour());
-    digits(&mut out[14..16], n.minute());
-    digits(&mut out[17..19], n.second());
-    digits(&mut out[20..29], nanos);
-    std::str::from_utf8(&out).map_or_else(
-        |_| t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-        str::to_owned,
-    )
-}
-
-/// Writes the last `out.len()` decimal digits of `value` into `out`, zero-padded.
-fn digits(out: &mut [u8], mut value: u32) {
-    for b in out.iter_mut().rev() {
-        *b = b"0123456789"[(value % 10) as usize];
-        value /= 10;
-    }
+    rfc3339(t, Fraction::Nanos)
 }
 
 fn corrupt(path: &str, reason: String) -> StoreError {
@@ -650,7 +620,10 @@ impl SqliteStore {
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let stored: Vec<StoredEntry<'_>> = events
             .iter()
-            .map(|(at, event)| StoredEntry { at: ts(at), event })
+            .map(|(at, event)| StoredEntry {
+                at: Stamp::of(at),
+                event,
+            })
             .collect();
         // Most events take a few hundred bytes.
         let document = to_json_sized(
@@ -710,8 +683,30 @@ impl SqliteStore {
 /// One journal entry as a batch row stores it.
 #[derive(Serialize)]
 struct StoredEntry<'a> {
-    at: String,
+    at: Stamp,
     event: &'a JournalEvent,
+}
+
+/// A journal entry's time as [`ts`] writes it, kept in a fixed buffer for the years
+/// 0000–9999 (every journal entry carries one).
+enum Stamp {
+    Fixed(Rfc3339),
+    Text(String),
+}
+
+impl Stamp {
+    fn of(t: &DateTime<Utc>) -> Self {
+        Rfc3339::new(t, Fraction::Nanos).map_or_else(|| Self::Text(ts(t)), Self::Fixed)
+    }
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Fixed(text) => s.serialize_str(text.as_str()),
+            Self::Text(text) => s.serialize_str(text),
+        }
+    }
 }
 
 /// [`StoredEntry`] as read back.
@@ -1982,7 +1977,10 @@ mod tests {
             samples.push(Utc.timestamp_opt(secs, nanos).unwrap());
         }
         for t in samples {
-            assert_eq!(ts(&t), t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+            assert_eq!(
+                ts(&t),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
         }
     }
 
