@@ -138,12 +138,16 @@ impl WorldInner {
     /// Carries out array side effects of a cloud transition. Failures (an array down,
     /// a name gone) are logged, not raised: the cloud has already moved on, as a real
     /// driver's background work would.
+    ///
+    /// The effects are applied under one lock of the fabric, each logged as soon as it
+    /// is applied: nothing awaits between two of them, so no other call could come in
+    /// between anyway, and the clock reads the same for all of them.
     pub(crate) fn apply_array_effects(&self, site: SimSite, effects: Vec<ArrayEffect>) {
         let array = site.array_name();
-        for effect in effects {
-            let r = self.fabric.with_state(|s| {
+        self.fabric.with_state(|s| {
+            for effect in &effects {
                 let now = s.now_ms();
-                match &effect {
+                let r = match effect {
                     ArrayEffect::Writing { volume, writing } => {
                         let volume = resolve(s, array, volume);
                         s.set_writing(array, &volume, *writing, now)
@@ -156,17 +160,18 @@ impl WorldInner {
                         let volume = resolve(s, array, volume);
                         s.destroy_volume(array, &volume, now)
                     }
-                }
-            });
-            self.log.record_with(Some(site), |s| {
-                s.push_str("array ");
-                push_effect(s, &effect);
-                if let Err(e) = &r {
-                    s.push_str(" failed: ");
-                    s.push_str(&e.message);
-                }
-            });
-        }
+                };
+                // The event log has its own lock and never calls back into the fabric.
+                self.log.record_with(Some(site), |text| {
+                    text.push_str("array ");
+                    push_effect(text, effect);
+                    if let Err(e) = &r {
+                        text.push_str(" failed: ");
+                        text.push_str(&e.message);
+                    }
+                });
+            }
+        });
     }
 
     /// Sets the host connections of a server's array volumes (1 while attached).

@@ -33,10 +33,10 @@
 //! - Scheduled replication only replicates; source-side retention is not modelled.
 
 use std::borrow::Borrow;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
@@ -87,12 +87,15 @@ impl Id {
 #[derive(Clone, Debug)]
 struct VolumeRecord {
     id: Id,
-    name: String,
-    serial: String,
+    /// The name, shared with the array's volume table.
+    name: Arc<str>,
+    /// The serial's bytes; [`serial_text`] gives the 24 hex digits the array reports.
+    serial: [u8; SERIAL_BYTES],
     provisioned: u64,
     created: i64,
     destroyed: bool,
-    source: Option<String>,
+    /// The snapshot or volume copied, shared with that snapshot's or volume's name.
+    source: Option<Arc<str>>,
     connection_count: u32,
     /// Set by the world while a server writes to this volume (this replica).
     writing: bool,
@@ -171,11 +174,14 @@ struct ArrayRecord {
 }
 
 /// An array's volumes: found by name through a hash table, listed by name through the
-/// sorted set of names beside it (both share each name).
+/// sorted list of names beside it (both share each name). The list is built when the
+/// volumes are first listed after one came or went, so creating, copying and renaming
+/// volumes never pays for keeping it in order.
 #[derive(Debug, Default)]
 struct VolumeTable {
     by_name: HashMap<Arc<str>, VolumeRecord, FixedHash>,
-    names: BTreeSet<Arc<str>>,
+    /// Every name of `by_name`, sorted; empty until listed since the last change.
+    names: OnceCell<Vec<Arc<str>>>,
 }
 
 impl VolumeTable {
@@ -196,26 +202,36 @@ impl VolumeTable {
         self.by_name.contains_key(name)
     }
 
-    /// Sets the volume named `name`, returning the one it replaces.
-    fn insert(&mut self, name: &str, volume: VolumeRecord) -> Option<VolumeRecord> {
-        if let Some(old) = self.by_name.get_mut(name) {
+    /// Sets the volume of its name, returning the one it replaces.
+    fn insert(&mut self, volume: VolumeRecord) -> Option<VolumeRecord> {
+        if let Some(old) = self.by_name.get_mut(&*volume.name) {
             return Some(std::mem::replace(old, volume));
         }
-        let key: Arc<str> = Arc::from(name);
-        self.names.insert(Arc::clone(&key));
-        self.by_name.insert(key, volume);
+        self.names.take();
+        self.by_name.insert(Arc::clone(&volume.name), volume);
         None
     }
 
     fn remove(&mut self, name: &str) -> Option<VolumeRecord> {
         let volume = self.by_name.remove(name)?;
-        self.names.remove(name);
+        self.names.take();
         Some(volume)
+    }
+
+    /// Every name, sorted (built now if a volume came or went since the last listing).
+    fn sorted_names(&self) -> &[Arc<str>] {
+        self.names.get_or_init(|| {
+            let mut names: Vec<Arc<str>> = self.by_name.keys().cloned().collect();
+            names.sort_unstable();
+            names
+        })
     }
 
     /// The volumes, by name.
     fn values(&self) -> impl Iterator<Item = &VolumeRecord> + '_ {
-        self.names.iter().filter_map(|n| self.by_name.get(n))
+        self.sorted_names()
+            .iter()
+            .filter_map(|n| self.by_name.get(n))
     }
 
     /// The volumes in no particular order, for changes each volume takes alone.
@@ -225,8 +241,10 @@ impl VolumeTable {
 
     /// Names starting with `prefix`, by name.
     fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.names
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        let names = self.sorted_names();
+        let from = names.partition_point(|k| **k < *prefix);
+        names[from..]
+            .iter()
             .take_while(|k| k.starts_with(prefix))
             .map(|k| k.to_string())
             .collect()
@@ -267,9 +285,60 @@ impl Hash for SnapEntry {
     }
 }
 
-/// Snapshot names by source name. Its keys are the one copy of each source name the
+/// The snapshots of each source name. Its keys are the one copy of each source name the
 /// snapshots of that source share.
-type SourceIndex = HashMap<Arc<str>, BTreeSet<Arc<str>>, FixedHash>;
+type SourceIndex = HashMap<Arc<str>, SourceSnaps, FixedHash>;
+
+/// The snapshots of one source: their names, and the shared copy of the source name
+/// (the index's key), kept here too so that one lookup by name finds both.
+#[derive(Clone, Debug)]
+struct SourceSnaps {
+    source: Arc<str>,
+    names: SortedNames,
+}
+
+/// A set of names kept as a sorted list: the snapshots of one source, a handful as a
+/// rule, so a list beats a tree (no node to allocate, no pointer to follow).
+#[derive(Clone, Debug, Default)]
+struct SortedNames(Vec<Arc<str>>);
+
+impl SortedNames {
+    /// Adds `name`; `false` if it was there already.
+    fn insert(&mut self, name: Arc<str>) -> bool {
+        // Names mostly come in order: check the end first.
+        if self.0.last().is_none_or(|last| **last < *name) {
+            self.0.push(name);
+            return true;
+        }
+        match self.0.binary_search_by(|n| (**n).cmp(&*name)) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, name);
+                true
+            }
+        }
+    }
+
+    /// Removes `name`; `false` if it was not there.
+    fn remove(&mut self, name: &str) -> bool {
+        match self.0.binary_search_by(|n| (**n).cmp(name)) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names, in order.
+    fn iter(&self) -> std::slice::Iter<'_, Arc<str>> {
+        self.0.iter()
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 struct LinkRecord {
@@ -385,6 +454,35 @@ pub struct ArrayFabricState {
 }
 
 impl ArrayRecord {
+    /// Adds the snapshot `make` builds, given the array's shared copy of the name of its
+    /// source `source` (`new_source` makes one when the array has no snapshot of it
+    /// yet), and indexes it by source. A snapshot of the same name is replaced.
+    fn add_snapshot(
+        &mut self,
+        source: &str,
+        new_source: impl FnOnce() -> Arc<str>,
+        make: impl FnOnce(Arc<str>) -> SnapRecord,
+    ) {
+        let snap = match self.snaps_by_source.get_mut(source) {
+            Some(index) => {
+                let snap = make(Arc::clone(&index.source));
+                index.names.insert(Arc::clone(&snap.name));
+                snap
+            }
+            None => {
+                let shared = new_source();
+                let snap = make(Arc::clone(&shared));
+                let index = SourceSnaps {
+                    source: Arc::clone(&shared),
+                    names: SortedNames(vec![Arc::clone(&snap.name)]),
+                };
+                self.snaps_by_source.insert(shared, index);
+                snap
+            }
+        };
+        self.snapshots.replace(SnapEntry(Box::new(snap)));
+    }
+
     /// Applies `f` to the volume snapshot named `name`, if there is one.
     fn update_snapshot(&mut self, name: &str, f: impl FnOnce(&mut SnapRecord)) {
         if let Some(mut s) = self.snapshots.take(name) {
@@ -435,12 +533,24 @@ fn flow_of(
     }
 }
 
+/// The bytes of an object name: ASCII letters, digits and `-`.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    t
+};
+
 fn valid_object_name(name: &str) -> bool {
     // Checked byte by byte: a byte of a non-ASCII character is never ASCII either.
     let b = name.as_bytes();
     b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.len() <= MAX_NAME_LEN
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b.iter().all(|c| NAME_BYTE[usize::from(*c)])
 }
 
 /// `name.split_once("::")`, without the general substring search.
@@ -484,17 +594,33 @@ fn pod_prefix(pod: &str) -> String {
     format!("{pod}::")
 }
 
+/// Bytes of a volume serial (24 hex digits).
+const SERIAL_BYTES: usize = 12;
+
+/// The serial as the array reports it: its bytes in uppercase hex.
+fn serial_text(serial: &[u8; SERIAL_BYTES]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut text = String::with_capacity(2 * SERIAL_BYTES);
+    for b in serial {
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    text
+}
+
 fn volume_view(v: &VolumeRecord) -> ArrayVolume {
     ArrayVolume {
         id: v.id.text(),
-        name: v.name.clone(),
-        serial: v.serial.clone(),
+        name: v.name.to_string(),
+        serial: serial_text(&v.serial),
         provisioned: v.provisioned,
         created: v.created,
         destroyed: v.destroyed,
         connection_count: v.connection_count,
         pod: pod_of(&v.name).map(|p| NameRef { name: p.to_owned() }),
-        source: v.source.clone().map(|name| NameRef { name }),
+        source: v.source.as_deref().map(|name| NameRef {
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -1049,7 +1175,7 @@ impl ArrayFabricState {
         check_size(name, provisioned)?;
         let record = self.new_volume_record(name, provisioned, None, Data::default());
         let view = volume_view(&record);
-        self.arr_mut(array)?.volumes.insert(name, record);
+        self.arr_mut(array)?.volumes.insert(record);
         self.log_with(array, |s| {
             s.push_str("create_volume ");
             s.push_str(name);
@@ -1078,16 +1204,16 @@ impl ArrayFabricState {
         self.advance_to(now_ms);
         let t = self.now_ms;
         let a = self.arr(array)?;
-        let (seq, provisioned) = if let Some(s) = a.snapshots.get(source) {
+        let (seq, provisioned, shared_source) = if let Some(s) = a.snapshots.get(source) {
             if s.destroyed {
                 return Err(errors::destroyed("Volume snapshot", source));
             }
-            (s.seq, s.provisioned)
-        } else if let Some(v) = a.volumes.get(source) {
+            (s.seq, s.provisioned, Arc::clone(&s.name))
+        } else if let Some((shared, v)) = a.volumes.get_shared(source) {
             if v.destroyed {
                 return Err(errors::destroyed("Volume", source));
             }
-            (v.data.seq(t), v.provisioned)
+            (v.data.seq(t), v.provisioned, Arc::clone(shared))
         } else {
             return Err(errors::does_not_exist("Volume or snapshot", source));
         };
@@ -1101,7 +1227,7 @@ impl ArrayFabricState {
                 }
                 let v = self.vol_mut(array, name)?;
                 v.provisioned = provisioned;
-                v.source = Some(source.to_owned());
+                v.source = Some(shared_source);
                 v.data = Data::at_seq(seq);
                 if v.writing {
                     v.data.checkpoint(t, true);
@@ -1113,11 +1239,11 @@ impl ArrayFabricState {
                 let record = self.new_volume_record(
                     name,
                     provisioned,
-                    Some(source.to_owned()),
+                    Some(shared_source),
                     Data::at_seq(seq),
                 );
                 let view = volume_view(&record);
-                self.arr_mut(array)?.volumes.insert(name, record);
+                self.arr_mut(array)?.volumes.insert(record);
                 view
             }
         };
@@ -1356,9 +1482,11 @@ impl ArrayFabricState {
         let mut picked: Vec<&SnapRecord> = Vec::new();
         if let ([], [source]) = (query.names.as_slice(), query.source_names.as_slice()) {
             // One source's set is already by name, each once.
-            if let Some(set) = a.snaps_by_source.get(source.as_str()) {
+            if let Some(index) = a.snaps_by_source.get(source.as_str()) {
                 picked.extend(
-                    set.iter()
+                    index
+                        .names
+                        .iter()
                         .filter_map(|n| a.snapshots.get(&**n))
                         .map(|s| &**s)
                         .filter(|s| selected(s)),
@@ -1375,8 +1503,8 @@ impl ArrayFabricState {
                 }
             } else if !query.source_names.is_empty() {
                 for src in &query.source_names {
-                    if let Some(set) = a.snaps_by_source.get(src.as_str()) {
-                        names.extend(set.iter().map(|n| &**n));
+                    if let Some(index) = a.snaps_by_source.get(src.as_str()) {
+                        names.extend(index.names.iter().map(|n| &**n));
                     }
                 }
             } else if let Some(prefix) = &query.name_prefix {
@@ -2472,24 +2600,32 @@ impl ArrayFabricState {
         let suffix: Arc<str> = Arc::from(tr.suffix.as_str());
         let mut source = String::new();
         let mut joined = String::new();
-        for c in tr.volumes.iter() {
-            source.clear();
-            source.push_str(&tr.source_array);
-            source.push(':');
-            source.push_str(&c.name);
-            let snap = SnapRecord {
-                id: self.new_record_id(),
-                name: shared_concat3(&mut joined, &name, ".", &c.name),
-                source: self.shared_source(&tr.target_array, &source),
-                source_id: None,
-                created: tr.created,
-                provisioned: c.provisioned,
-                destroyed: false,
-                suffix: Arc::clone(&suffix),
-                seq: c.seq,
-            };
-            members.push(Arc::clone(&snap.name));
-            self.insert_snapshot(&tr.target_array, snap);
+        let ids = &self.ids;
+        if let Some(a) = self.arrays.get_mut(&tr.target_array) {
+            for c in tr.volumes.iter() {
+                source.clear();
+                source.push_str(&tr.source_array);
+                source.push(':');
+                source.push_str(&c.name);
+                let id = record_id(ids);
+                let snap_name = shared_concat3(&mut joined, &name, ".", &c.name);
+                members.push(Arc::clone(&snap_name));
+                a.add_snapshot(
+                    &source,
+                    || Arc::from(source.as_str()),
+                    |source| SnapRecord {
+                        id,
+                        name: snap_name,
+                        source,
+                        source_id: None,
+                        created: tr.created,
+                        provisioned: c.provisioned,
+                        destroyed: false,
+                        suffix: Arc::clone(&suffix),
+                        seq: c.seq,
+                    },
+                );
+            }
         }
         let record = PgSnapRecord {
             id: self.new_record_id(),
@@ -2654,20 +2790,28 @@ impl ArrayFabricState {
         let mut members = Vec::with_capacity(captured.len());
         let shared_suffix: Arc<str> = Arc::from(suffix.as_str());
         let mut joined = String::new();
-        for c in &captured {
-            let snap = SnapRecord {
-                id: self.new_record_id(),
-                name: shared_concat3(&mut joined, &name, ".", &c.name),
-                source: self.shared_source_or(array, &c.name),
-                source_id: Some(c.id),
-                created: t,
-                provisioned: c.provisioned,
-                destroyed: false,
-                suffix: Arc::clone(&shared_suffix),
-                seq: c.seq,
-            };
-            members.push(Arc::clone(&snap.name));
-            self.insert_snapshot(array, snap);
+        let ids = &self.ids;
+        if let Some(a) = self.arrays.get_mut(array) {
+            for c in &captured {
+                let id = record_id(ids);
+                let snap_name = shared_concat3(&mut joined, &name, ".", &c.name);
+                members.push(Arc::clone(&snap_name));
+                a.add_snapshot(
+                    &c.name,
+                    || Arc::clone(&c.name),
+                    |source| SnapRecord {
+                        id,
+                        name: snap_name,
+                        source,
+                        source_id: Some(c.id),
+                        created: t,
+                        provisioned: c.provisioned,
+                        destroyed: false,
+                        suffix: Arc::clone(&shared_suffix),
+                        seq: c.seq,
+                    },
+                );
+            }
         }
         let record = PgSnapRecord {
             id: self.new_record_id(),
@@ -2842,7 +2986,7 @@ impl ArrayFabricState {
                 copy.writing = writing;
                 copy.connection_count = connections;
                 copy.data = data.clone();
-                a.volumes.insert(name, copy);
+                a.volumes.insert(copy);
             }
         }
     }
@@ -2946,7 +3090,7 @@ impl ArrayFabricState {
     /// A new id kept as its bits (for the records there are many of: volumes and
     /// snapshots); it draws from the same generator as [`Self::new_id`].
     fn new_record_id(&self) -> Id {
-        Id(*self.ids.uuid().as_bytes())
+        record_id(&self.ids)
     }
 
     fn log(&mut self, array: &str, text: impl fmt::Display) {
@@ -3075,14 +3219,14 @@ impl ArrayFabricState {
         &self,
         name: &str,
         provisioned: u64,
-        source: Option<String>,
+        source: Option<Arc<str>>,
         data: Data,
     ) -> VolumeRecord {
-        let mut hex = [0u8; 32];
-        let serial: String = self.ids.uuid().simple().encode_upper(&mut hex)[..24].to_owned();
+        let mut serial = [0u8; SERIAL_BYTES];
+        serial.copy_from_slice(&self.ids.uuid().as_bytes()[..SERIAL_BYTES]);
         VolumeRecord {
             id: self.new_record_id(),
-            name: name.to_owned(),
+            name: Arc::from(name),
             serial,
             provisioned,
             created: self.now_ms,
@@ -3107,9 +3251,10 @@ impl ArrayFabricState {
             .volumes
             .remove(name)
             .ok_or_else(|| errors::does_not_exist("Volume", name))?;
-        v.name = new_name.to_owned();
+        v.name = Arc::from(new_name);
         let id = v.id;
-        a.volumes.insert(new_name, v);
+        let shared_name = Arc::clone(&v.name);
+        a.volumes.insert(v);
         for g in a.groups.values_mut() {
             if g.members.remove(name) {
                 g.members.insert(new_name.to_owned());
@@ -3119,8 +3264,10 @@ impl ArrayFabricState {
         let followers: Vec<Arc<str>> = a
             .snaps_by_source
             .get(name)
-            .map(|set| {
-                set.iter()
+            .map(|index| {
+                index
+                    .names
+                    .iter()
                     .filter(|n| {
                         a.snapshots
                             .get(&***n)
@@ -3131,21 +3278,25 @@ impl ArrayFabricState {
             })
             .unwrap_or_default();
         if !followers.is_empty() {
-            let source = match a.snaps_by_source.get_key_value(new_name) {
-                Some((k, _)) => Arc::clone(k),
-                None => Arc::from(new_name),
+            let source = match a.snaps_by_source.get(new_name) {
+                Some(index) => Arc::clone(&index.source),
+                None => shared_name,
             };
             for n in followers {
                 a.update_snapshot(&n, |snap| snap.source = Arc::clone(&source));
-                if let Some(set) = a.snaps_by_source.get_mut(name) {
-                    set.remove(&n);
-                    if set.is_empty() {
+                if let Some(index) = a.snaps_by_source.get_mut(name) {
+                    index.names.remove(&n);
+                    if index.names.is_empty() {
                         a.snaps_by_source.remove(name);
                     }
                 }
                 a.snaps_by_source
                     .entry(Arc::clone(&source))
-                    .or_default()
+                    .or_insert_with(|| SourceSnaps {
+                        source: Arc::clone(&source),
+                        names: SortedNames::default(),
+                    })
+                    .names
                     .insert(n);
             }
         }
@@ -3163,34 +3314,6 @@ impl ArrayFabricState {
         }
     }
 
-    /// `source` as the snapshots of `array` share it: the copy its source index holds,
-    /// or a new one.
-    fn shared_source(&self, array: &str, source: &str) -> Arc<str> {
-        self.arrays
-            .get(array)
-            .and_then(|a| a.snaps_by_source.get_key_value(source))
-            .map_or_else(|| Arc::from(source), |(k, _)| Arc::clone(k))
-    }
-
-    /// `source` as the snapshots of `array` share it: the copy its source index holds,
-    /// or `source` itself.
-    fn shared_source_or(&self, array: &str, source: &Arc<str>) -> Arc<str> {
-        self.arrays
-            .get(array)
-            .and_then(|a| a.snaps_by_source.get_key_value(&**source))
-            .map_or_else(|| Arc::clone(source), |(k, _)| Arc::clone(k))
-    }
-
-    fn insert_snapshot(&mut self, array: &str, snap: SnapRecord) {
-        if let Some(a) = self.arrays.get_mut(array) {
-            a.snaps_by_source
-                .entry(Arc::clone(&snap.source))
-                .or_default()
-                .insert(Arc::clone(&snap.name));
-            a.snapshots.replace(SnapEntry(Box::new(snap)));
-        }
-    }
-
     fn remove_pg_snapshot(&mut self, array: &str, name: &str) {
         let Some(a) = self.arrays.get_mut(array) else {
             return;
@@ -3200,15 +3323,20 @@ impl ArrayFabricState {
         };
         for m in s.members {
             if let Some(vs) = a.snapshots.take(&*m) {
-                if let Some(set) = a.snaps_by_source.get_mut(&*vs.source) {
-                    set.remove(&*m);
-                    if set.is_empty() {
+                if let Some(index) = a.snaps_by_source.get_mut(&*vs.source) {
+                    index.names.remove(&m);
+                    if index.names.is_empty() {
                         a.snaps_by_source.remove(&*vs.source);
                     }
                 }
             }
         }
     }
+}
+
+/// A new record id drawn from `ids` (see [`ArrayFabricState::new_record_id`]).
+fn record_id(ids: &IdGenerator) -> Id {
+    Id(*ids.uuid().as_bytes())
 }
 
 /// `a`, `b` and `c` back to back as a shared string. They are first joined in `buf`
@@ -3869,6 +3997,102 @@ mod tests {
         ] {
             assert!(!valid_object_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sorted_names_keep_their_names_in_order_once_each() {
+        let mut names = SortedNames::default();
+        for n in ["pg.2.v", "pg.1.v", "pg.10.v", "pg.3.v", "pg.1.v", "a.1.v"] {
+            names.insert(Arc::from(n));
+        }
+        let listed: Vec<&str> = names.iter().map(|n| &**n).collect();
+        assert_eq!(listed, ["a.1.v", "pg.1.v", "pg.10.v", "pg.2.v", "pg.3.v"]);
+        assert!(!names.insert(Arc::from("pg.3.v")));
+        assert!(names.remove("pg.10.v"));
+        assert!(!names.remove("pg.10.v"));
+        assert!(!names.remove("zz"));
+        for n in ["a.1.v", "pg.1.v", "pg.2.v", "pg.3.v"] {
+            assert!(names.remove(n), "{n}");
+        }
+        assert!(names.is_empty());
+    }
+
+    fn volume_named(name: &str) -> VolumeRecord {
+        VolumeRecord {
+            id: Id([0; 16]),
+            name: Arc::from(name),
+            serial: [0; SERIAL_BYTES],
+            provisioned: 512,
+            created: 0,
+            destroyed: false,
+            source: None,
+            connection_count: 0,
+            writing: false,
+            data: Data::default(),
+        }
+    }
+
+    #[test]
+    fn the_volume_table_lists_by_name_after_every_change() {
+        let mut t = VolumeTable::default();
+        let listed =
+            |t: &VolumeTable| -> Vec<String> { t.values().map(|v| v.name.to_string()).collect() };
+        for n in ["p::b", "c", "a", "p::a", "pp::x"] {
+            assert!(t.insert(volume_named(n)).is_none());
+        }
+        assert_eq!(listed(&t), ["a", "c", "p::a", "p::b", "pp::x"]);
+        assert_eq!(t.names_with_prefix("p::"), ["p::a", "p::b"]);
+        assert!(t.insert(volume_named("c")).is_some());
+        t.insert(volume_named("b"));
+        assert!(t.remove("p::a").is_some());
+        assert!(t.remove("p::a").is_none());
+        assert_eq!(listed(&t), ["a", "b", "c", "p::b", "pp::x"]);
+        assert_eq!(t.names_with_prefix("p::"), ["p::b"]);
+        assert_eq!(t.names_with_prefix("q"), Vec::<String>::new());
+        assert_eq!(t.names_with_prefix(""), ["a", "b", "c", "p::b", "pp::x"]);
+    }
+
+    #[test]
+    fn serials_read_as_the_first_24_hex_digits_of_the_uuid_drawn() {
+        let (a, b) = (IdGenerator::seeded(9), IdGenerator::seeded(9));
+        for _ in 0..100 {
+            let mut serial = [0u8; SERIAL_BYTES];
+            serial.copy_from_slice(&a.uuid().as_bytes()[..SERIAL_BYTES]);
+            let mut hex = [0u8; 32];
+            let expected = b.uuid().simple().encode_upper(&mut hex)[..24].to_owned();
+            assert_eq!(serial_text(&serial), expected);
+        }
+    }
+
+    #[test]
+    fn snapshots_follow_renames_in_the_source_index_and_go_with_their_group_snapshot() {
+        let mut f = replicated_pair();
+        f.create_pg_snapshot("a", "pg1", &PgSnapshotOptions::default(), 1_000)
+            .unwrap();
+        f.create_pg_snapshot("a", "pg1", &PgSnapshotOptions::default(), 2_000)
+            .unwrap();
+        f.rename_volume("a", "v1", "w1", 3_000).unwrap();
+        f.create_pg_snapshot("a", "pg1", &PgSnapshotOptions::default(), 4_000)
+            .unwrap();
+        let names = |f: &mut ArrayFabricState, src: &str| -> Vec<String> {
+            snaps_of(f, "a", src, 5_000)
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(names(&mut f, "w1"), ["pg1.1.v1", "pg1.2.v1", "pg1.3.w1"]);
+        assert!(names(&mut f, "v1").is_empty());
+        let copy = f.copy_volume("a", "c1", "pg1.2.v1", false, 5_000).unwrap();
+        assert_eq!(copy.source.map(|s| s.name).as_deref(), Some("pg1.2.v1"));
+        f.destroy_pg_snapshot("a", "pg1.2", 6_000).unwrap();
+        f.eradicate_pg_snapshot("a", "pg1.2", 6_000).unwrap();
+        assert_eq!(names(&mut f, "w1"), ["pg1.1.v1", "pg1.3.w1"]);
+        for n in ["pg1.1", "pg1.3"] {
+            f.destroy_pg_snapshot("a", n, 7_000).unwrap();
+            f.eradicate_pg_snapshot("a", n, 7_000).unwrap();
+        }
+        assert!(names(&mut f, "w1").is_empty());
+        assert!(f.arrays["a"].snaps_by_source.is_empty());
     }
 
     #[test]
