@@ -213,6 +213,21 @@ impl LatencyClass {
         )
     }
 
+    /// The class's position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::Token => 0,
+            Self::Api => 1,
+            Self::Power => 2,
+            Self::Boot => 3,
+            Self::ServerDelete => 4,
+            Self::Manage => 5,
+            Self::UnmanageDelete => 6,
+            Self::ArrayRest => 7,
+            Self::Replicate => 8,
+        }
+    }
+
     /// A short description, as in the design's table.
     pub fn describe(self) -> &'static str {
         match self {
@@ -254,5 +269,12 @@ mod tests {
             Service::FlashArray
         );
         assert_eq!(CallKind::ManageVolume.service(), Service::BlockStorage);
+    }
+
+    #[test]
+    fn a_class_index_is_its_position_in_the_table() {
+        for (i, class) in LatencyClass::ALL.into_iter().enumerate() {
+            assert_eq!(class.index(), i, "{class:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use protector_core::{Applied, BackendError, Service};
@@ -37,8 +38,13 @@ pub(crate) struct Gate {
     pub(crate) faults: Arc<FaultTable>,
     pub(crate) stats: Accounting,
     pub(crate) log: Arc<EventLog>,
+    /// The profile's concurrency limit of each class, by [`LatencyClass::index`] (the
+    /// profile is fixed for the gate's life; this spares a map lookup per call).
+    limits: [usize; LatencyClass::ALL.len()],
     pools: Mutex<BTreeMap<(SimSite, Service, LatencyClass), Arc<Semaphore>>>,
-    down: Mutex<[bool; 2]>,
+    /// Whether each site's OpenStack APIs are down, by [`SimSite::index`]: read by every
+    /// call, set only by the world's verbs.
+    down: [AtomicBool; 2],
 }
 
 impl Gate {
@@ -48,26 +54,27 @@ impl Gate {
         log: Arc<EventLog>,
     ) -> Self {
         Self {
+            limits: LatencyClass::ALL.map(|class| profile.limit(class)),
             profile,
             faults,
             stats: Accounting::new(),
             log,
             pools: Mutex::new(BTreeMap::new()),
-            down: Mutex::new([false; 2]),
+            down: [AtomicBool::new(false), AtomicBool::new(false)],
         }
     }
 
     pub(crate) fn set_site_down(&self, site: SimSite, down: bool) {
-        self.down.lock().unwrap_or_else(|p| p.into_inner())[site.index()] = down;
+        self.down[site.index()].store(down, Ordering::SeqCst);
     }
 
     pub(crate) fn is_site_down(&self, site: SimSite) -> bool {
-        self.down.lock().unwrap_or_else(|p| p.into_inner())[site.index()]
+        self.down[site.index()].load(Ordering::SeqCst)
     }
 
     fn pool(&self, site: SimSite, kind: CallKind) -> Option<Arc<Semaphore>> {
         let class = kind.class();
-        let limit = self.profile.limit(class);
+        let limit = self.limits[class.index()];
         if limit == 0 {
             return None;
         }
@@ -178,4 +185,45 @@ pub(crate) fn site_unreachable(site: SimSite, service: Service) -> BackendError 
         service,
         format!("Unable to establish connection to {service} on {site}: connection refused"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_gate_keeps_each_class_limit_of_its_profile() {
+        let profile =
+            LatencyProfile::zero().with_class(LatencyClass::Manage, Duration::from_millis(5), 3);
+        let gate = Gate::new(
+            profile.clone(),
+            Arc::new(FaultTable::new(1)),
+            Arc::new(EventLog::new()),
+        );
+        for class in LatencyClass::ALL {
+            assert_eq!(
+                gate.limits[class.index()],
+                profile.limit(class),
+                "{class:?}"
+            );
+        }
+        assert_eq!(gate.limits[LatencyClass::Manage.index()], 3);
+        assert!(gate.pool(SimSite::A, CallKind::ManageVolume).is_some());
+        assert!(gate.pool(SimSite::A, CallKind::GetVolume).is_none());
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_site_is_down_from_the_verb_until_it_is_brought_up() {
+        let gate = Gate::new(
+            LatencyProfile::zero(),
+            Arc::new(FaultTable::new(1)),
+            Arc::new(EventLog::new()),
+        );
+        gate.set_site_down(SimSite::B, true);
+        assert!(gate.is_site_down(SimSite::B) && !gate.is_site_down(SimSite::A));
+        gate.set_site_down(SimSite::B, false);
+        assert!(!gate.is_site_down(SimSite::B));
+    }
 }

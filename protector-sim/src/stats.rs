@@ -57,8 +57,9 @@ impl CallStats {
 /// Counts per site, service and kind.
 type Counts = BTreeMap<(SimSite, Service, CallKind), u64>;
 
-/// The live counters: looked up once per call, sorted only for a snapshot.
-type LiveCounts = HashMap<(SimSite, Service, CallKind), u64, FixedHash>;
+/// The live counters: looked up once per call, sorted only for a snapshot (which adds
+/// each kind's service, a function of the kind).
+type LiveCounts = HashMap<(SimSite, CallKind), u64, FixedHash>;
 
 #[derive(Debug)]
 pub(crate) struct Accounting {
@@ -74,13 +75,17 @@ impl Accounting {
 
     pub(crate) fn count(&self, site: SimSite, kind: CallKind) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *g.0.entry((site, kind.service(), kind)).or_insert(0) += 1;
+        *g.0.entry((site, kind)).or_insert(0) += 1;
     }
 
     pub(crate) fn snapshot(&self) -> CallStats {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         CallStats {
-            calls: g.0.iter().map(|(k, n)| (*k, *n)).collect(),
+            calls: g
+                .0
+                .iter()
+                .map(|(&(site, kind), n)| ((site, kind.service(), kind), *n))
+                .collect(),
             elapsed: tokio::time::Instant::now().duration_since(g.1),
         }
     }
@@ -89,5 +94,38 @@ impl Accounting {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.0.clear();
         g.1 = tokio::time::Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_snapshot_counts_calls_by_site_service_and_kind_until_reset() {
+        let a = Accounting::new();
+        a.count(SimSite::A, CallKind::GetServer);
+        a.count(SimSite::A, CallKind::GetServer);
+        a.count(SimSite::B, CallKind::Array("copy_volume"));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let s = a.snapshot();
+        let expected: Counts = [
+            ((SimSite::A, Service::Compute, CallKind::GetServer), 2),
+            (
+                (
+                    SimSite::B,
+                    Service::FlashArray,
+                    CallKind::Array("copy_volume"),
+                ),
+                1,
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(s.calls, expected);
+        assert_eq!(s.service_total(SimSite::A, Service::Compute), 2);
+        assert_eq!(s.elapsed, Duration::from_secs(3));
+        a.reset();
+        assert_eq!(a.snapshot().total(), 0);
     }
 }

@@ -72,9 +72,9 @@ impl BlockStorage for SimBlockStorage {
         });
         match &r {
             Ok(v) => {
-                self.world.log(
+                self.world.log_parts(
                     site,
-                    format_args!("volume {} managing {}", v.id, request.source_name),
+                    &["volume ", v.id.as_str(), " managing ", &request.source_name],
                 );
                 let world = Arc::clone(&self.world);
                 let id = v.id.clone();
@@ -86,11 +86,13 @@ impl BlockStorage for SimBlockStorage {
                         let (effects, failure) = world
                             .with_cloud(site, |c| c.finish_manage(&id, site.array_name(), lookup));
                         match failure {
-                            Some(reason) => world
-                                .log(site, format_args!("volume {id} error_managing: {reason}")),
-                            None => world.log(
+                            Some(reason) => world.log_parts(
                                 site,
-                                format_args!("volume {id} available (managed {source})"),
+                                &["volume ", id.as_str(), " error_managing: ", &reason],
+                            ),
+                            None => world.log_parts(
+                                site,
+                                &["volume ", id.as_str(), " available (managed ", &source, ")"],
                             ),
                         }
                         world.apply_array_effects(site, effects);
@@ -116,14 +118,15 @@ impl BlockStorage for SimBlockStorage {
             c.request_unmanage(&caller, id)
         });
         if r.is_ok() {
-            self.world.log(site, format_args!("volume {id} unmanaging"));
+            self.world
+                .log_parts(site, &["volume ", id.as_str(), " unmanaging"]);
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::UnmanageVolume, async move {
                     let effects = world.with_cloud(site, |c| c.finish_unmanage(&id));
-                    world.log(site, format_args!("volume {id} unmanaged"));
+                    world.log_parts(site, &["volume ", id.as_str(), " unmanaged"]);
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -138,14 +141,15 @@ impl BlockStorage for SimBlockStorage {
             c.request_delete_volume(&caller, id)
         });
         if let Ok(true) = r {
-            self.world.log(site, format_args!("volume {id} deleting"));
+            self.world
+                .log_parts(site, &["volume ", id.as_str(), " deleting"]);
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::DeleteVolume, async move {
                     let effects = world.with_cloud(site, |c| c.finish_delete_volume(&id));
-                    world.log(site, format_args!("volume {id} deleted"));
+                    world.log_parts(site, &["volume ", id.as_str(), " deleted"]);
                     world.apply_array_effects(site, effects);
                 });
         }

@@ -70,24 +70,25 @@ impl Compute for SimCompute {
         });
         if let Ok(server) = &r {
             match &server.status {
-                ServerStatus::Error => self.world.log(
+                ServerStatus::Error => self.world.log_parts(
                     site,
-                    format_args!(
-                        "server {} ERROR: {}",
-                        server.id,
-                        server.fault.as_deref().unwrap_or("")
-                    ),
+                    &[
+                        "server ",
+                        server.id.as_str(),
+                        " ERROR: ",
+                        server.fault.as_deref().unwrap_or(""),
+                    ],
                 ),
                 _ => {
                     self.world
-                        .log(site, format_args!("server {} BUILD", server.id));
+                        .log_parts(site, &["server ", server.id.as_str(), " BUILD"]);
                     let world = Arc::clone(&self.world);
                     let id = server.id.clone();
                     self.world
                         .gate
                         .background(site, CallKind::CreateServer, async move {
                             if let Some(effects) = world.with_cloud(site, |c| c.finish_boot(&id)) {
-                                world.log(site, format_args!("server {id} ACTIVE"));
+                                world.log_parts(site, &["server ", id.as_str(), " ACTIVE"]);
                                 world.set_attached(site, &id, true);
                                 world.apply_array_effects(site, effects);
                             }
@@ -107,14 +108,14 @@ impl Compute for SimCompute {
         });
         if let Ok(true) = r {
             self.world
-                .log(site, format_args!("server {id} powering-off"));
+                .log_parts(site, &["server ", id.as_str(), " powering-off"]);
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::StopServer, async move {
                     let effects = world.with_cloud(site, |c| c.finish_stop(&id));
-                    world.log(site, format_args!("server {id} SHUTOFF"));
+                    world.log_parts(site, &["server ", id.as_str(), " SHUTOFF"]);
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -130,14 +131,14 @@ impl Compute for SimCompute {
         });
         if let Ok(true) = r {
             self.world
-                .log(site, format_args!("server {id} powering-on"));
+                .log_parts(site, &["server ", id.as_str(), " powering-on"]);
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
                 .gate
                 .background(site, CallKind::StartServer, async move {
                     let effects = world.with_cloud(site, |c| c.finish_start(&id));
-                    world.log(site, format_args!("server {id} ACTIVE"));
+                    world.log_parts(site, &["server ", id.as_str(), " ACTIVE"]);
                     world.apply_array_effects(site, effects);
                 });
         }
@@ -156,7 +157,8 @@ impl Compute for SimCompute {
             started
         });
         if let Ok(true) = r {
-            self.world.log(site, format_args!("server {id} deleting"));
+            self.world
+                .log_parts(site, &["server ", id.as_str(), " deleting"]);
             let world = Arc::clone(&self.world);
             let id = id.clone();
             self.world
@@ -164,7 +166,7 @@ impl Compute for SimCompute {
                 .background(site, CallKind::DeleteServer, async move {
                     world.set_attached(site, &id, false);
                     let effects = world.with_cloud(site, |c| c.finish_delete(&id));
-                    world.log(site, format_args!("server {id} deleted"));
+                    world.log_parts(site, &["server ", id.as_str(), " deleted"]);
                     world.apply_array_effects(site, effects);
                 });
         }

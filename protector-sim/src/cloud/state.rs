@@ -12,11 +12,12 @@ use protector_core::ids::{
     VolumeTypeId,
 };
 use protector_core::ports::{
-    Flavor, Network, Server, ServerAddress, ServerCreate, ServerState, ServerStatus, Volume,
-    VolumeAttachment, VolumeGroup, VolumeService, VolumeStatus, VolumeType,
+    BlockDevice, Flavor, Network, Server, ServerAddress, ServerCreate, ServerState, ServerStatus,
+    Volume, VolumeAttachment, VolumeGroup, VolumeService, VolumeStatus, VolumeType,
 };
 use protector_core::{BackendError, BackendErrorKind, IdGenerator, Service};
 
+use crate::events::push_u64;
 use crate::hash::{FixedHash, SortedHashMap};
 
 /// A Keystone project.
@@ -282,13 +283,21 @@ impl CloudState {
         let id: ServerId = self.ids.next();
         let flavor_name = self.flavors.get(&req.flavor_id).map(|f| f.name.clone());
         let fault = self.boot_fault(caller, req, flavor_name.is_some());
-        let mut addresses = Vec::new();
+        let mut addresses = Vec::with_capacity(if fault.is_none() {
+            req.networks.len()
+        } else {
+            0
+        });
         if fault.is_none() {
             for nic in &req.networks {
                 if let Some(net) = self.networks.get_mut(&nic.network_id) {
                     let ip = nic.fixed_ip.clone().unwrap_or_else(|| {
                         net.next_host += 1;
-                        format!("{}.{}", net.cidr_prefix, net.next_host)
+                        let mut ip = String::with_capacity(net.cidr_prefix.len() + 4);
+                        ip.push_str(&net.cidr_prefix);
+                        ip.push('.');
+                        push_u64(&mut ip, u64::from(net.next_host));
+                        ip
                     });
                     let port: PortId = self.ids.next();
                     addresses.push(ServerAddress {
@@ -300,9 +309,24 @@ impl CloudState {
                 }
             }
         }
-        let mut devices: Vec<&protector_core::ports::BlockDevice> =
-            req.block_devices.iter().collect();
-        devices.sort_by_key(|d| d.boot_index.map_or(u32::MAX, |b| b));
+        // Nova attaches the volumes in boot order (unindexed ones last, in request order).
+        let resorted;
+        let devices: &[BlockDevice] = if req.block_devices.is_sorted_by_key(boot_order) {
+            &req.block_devices
+        } else {
+            let mut sorted = req.block_devices.clone();
+            sorted.sort_by_key(boot_order);
+            resorted = sorted;
+            &resorted
+        };
+        let attached: Vec<(VolumeId, bool)> = if fault.is_some() {
+            Vec::new()
+        } else {
+            devices
+                .iter()
+                .map(|d| (d.volume_id.clone(), d.delete_on_termination))
+                .collect()
+        };
         let server = Server {
             id: id.clone(),
             name: req.name.clone(),
@@ -328,21 +352,10 @@ impl CloudState {
                     .clone()
                     .unwrap_or_else(|| "nova".to_owned()),
             ),
-            volumes_attached: if fault.is_some() {
-                Vec::new()
-            } else {
-                devices.iter().map(|d| d.volume_id.clone()).collect()
-            },
-            fault: fault.clone(),
+            volumes_attached: attached.iter().map(|(v, _)| v.clone()).collect(),
+            fault,
         };
-        let attached: Vec<(VolumeId, bool)> = if fault.is_some() {
-            Vec::new()
-        } else {
-            devices
-                .iter()
-                .map(|d| (d.volume_id.clone(), d.delete_on_termination))
-                .collect()
-        };
+        let task = server.fault.is_none().then_some(Task::Spawning);
         for (vid, _) in &attached {
             if let Some(v) = self.volumes.get_mut(vid) {
                 v.status = VolumeStatus::Other("reserved".to_owned());
@@ -356,7 +369,7 @@ impl CloudState {
             id,
             ServerRec {
                 server: server.clone(),
-                task: fault.is_none().then_some(Task::Spawning),
+                task,
                 devices: attached,
             },
         );
@@ -382,12 +395,12 @@ impl CloudState {
                 return Some(format!("Network {} could not be found.", nic.network_id));
             }
         }
-        let boots: Vec<_> = req
+        let boots = req
             .block_devices
             .iter()
             .filter(|d| d.boot_index == Some(0))
-            .collect();
-        if boots.len() != 1 {
+            .count();
+        if boots != 1 {
             return Some("Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.".to_owned());
         }
         for dev in &req.block_devices {
@@ -1107,6 +1120,11 @@ impl CloudState {
             .cloned()
             .collect()
     }
+}
+
+/// Where a block device goes in Nova's attach order: by boot index, unindexed last.
+fn boot_order(d: &BlockDevice) -> u32 {
+    d.boot_index.unwrap_or(u32::MAX)
 }
 
 fn vm_state(status: &ServerStatus) -> &'static str {
