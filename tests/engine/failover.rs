@@ -307,6 +307,32 @@ async fn a_member_whose_boot_answer_was_lost_leaves_no_server_when_it_is_listed_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failover_whose_members_booted_with_their_volumes_lists_the_targets_servers_once() {
+    let fx = Setup::new(seed(17)).servers(3).build().await;
+    fx.let_time_pass(Duration::from_secs(60)).await;
+    fx.world.reset_stats();
+    let op =
+        fx.a.failover(&fx.ctx, PG, fx.planned())
+            .await
+            .expect("failover");
+    let op = fx.finish(&fx.a, op).await;
+    assert_completed(&op);
+    // The volume step looks for servers this operation tagged once, before its first
+    // boot; every member then boots there, so recreating the instances finds each one
+    // in the journal and lists nothing.
+    let stats = fx.world.stats();
+    assert_eq!(
+        stats.count(SimSite::B, protector::sim::CallKind::ListServers),
+        1
+    );
+    assert_eq!(
+        stats.count(SimSite::B, protector::sim::CallKind::CreateServer),
+        3
+    );
+    fx.check().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_forced_failover_from_error_back_onto_the_primary_site_leaves_the_group_active() {
     let fx = Setup::new(seed(15)).build().await;
     fx.let_time_pass(Duration::from_secs(60)).await;

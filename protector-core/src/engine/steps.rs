@@ -789,7 +789,20 @@ impl Run {
         let c = self.clients(&target).await?;
         let test = op.operation_type == OperationType::TestFailover;
         let op_id = op.id.to_string();
-        let tagged = self.tagged_servers(&c, &op_id).await?;
+        // The tags are only asked for a member with neither a journaled server nor a
+        // failure: usually every member booted as soon as its volumes were managed,
+        // and listing every server of the target would find nothing new.
+        let unresolved = {
+            let state = self.state();
+            pg.members.iter().any(|m| {
+                !state.booted.contains_key(&m.id) && !state.member_failed.contains_key(&m.id)
+            })
+        };
+        let tagged = if unresolved {
+            self.tagged_servers(&c, &op_id).await?
+        } else {
+            BTreeMap::new()
+        };
         let flavors = c.compute.list_flavors().await?;
         let mut members: Vec<&Member> = pg.members.iter().collect();
         members.sort_by_key(|m| m.boot_order);
