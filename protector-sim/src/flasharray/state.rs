@@ -32,11 +32,9 @@
 //!   (`<pg>.<n>.<vol>`) keeps the volume name it was taken with.
 //! - Scheduled replication only replicates; source-side retention is not modelled.
 
-use std::borrow::Borrow;
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use protector_core::{BackendError, IdGenerator};
@@ -102,21 +100,78 @@ struct VolumeRecord {
     data: Data,
 }
 
-/// A volume snapshot. Its name is shared with the array's indexes and its group
-/// snapshot's member list; its source and suffix with the other snapshots of the same
-/// source and of the same group snapshot.
+/// What a volume snapshot holds of its own; the rest (name, creation, suffix, state,
+/// size and write sequence) comes from its group snapshot and the volume it captured.
 #[derive(Clone, Debug)]
-struct SnapRecord {
+struct MemberSnap {
     id: Id,
-    name: Arc<str>,
+    /// The source name (a local snapshot's follows renames of its volume), shared with
+    /// the array's source index.
     source: Arc<str>,
+}
+
+/// A volume snapshot, found in its group snapshot: member `i` of `pg`. Its name is
+/// `<pg name>.<captured volume name>`.
+#[derive(Clone, Copy, Debug)]
+struct SnapRef<'a> {
+    pg: &'a PgSnapRecord,
+    i: usize,
+}
+
+impl<'a> SnapRef<'a> {
+    fn volume(self) -> &'a CapturedVolume {
+        &self.pg.volumes[self.i]
+    }
+
+    fn member(self) -> &'a MemberSnap {
+        &self.pg.members[self.i]
+    }
+
+    /// The group snapshot's name and the captured volume's, which joined by `.` make
+    /// this snapshot's name.
+    fn key(self) -> (&'a str, &'a str) {
+        (&self.pg.name, &self.volume().name)
+    }
+
+    fn name(self) -> String {
+        let (pg, vol) = self.key();
+        let mut name = String::with_capacity(pg.len() + 1 + vol.len());
+        name.push_str(pg);
+        name.push('.');
+        name.push_str(vol);
+        name
+    }
+
     /// Id of the local volume captured (`None` for a replicated-in snapshot).
-    source_id: Option<Id>,
-    created: i64,
-    provisioned: u64,
-    destroyed: bool,
-    suffix: Arc<str>,
-    seq: u64,
+    fn source_id(self) -> Option<Id> {
+        self.pg.transfer.is_none().then(|| self.volume().id)
+    }
+
+    fn same(self, other: Self) -> bool {
+        std::ptr::eq(self.pg, other.pg) && self.i == other.i
+    }
+}
+
+/// Orders two snapshot names given as `(group snapshot, volume)` pairs as their joined
+/// texts `<group snapshot>.<volume>` order, without joining them.
+fn cmp_joined(x: (&str, &str), y: (&str, &str)) -> std::cmp::Ordering {
+    if x.0 == y.0 {
+        return x.1.cmp(y.1);
+    }
+    joined_bytes(x).cmp(joined_bytes(y))
+}
+
+/// The bytes of `<pg>.<vol>`, without joining them.
+fn joined_bytes<'a>((pg, vol): (&'a str, &'a str)) -> impl Iterator<Item = u8> + 'a {
+    pg.bytes().chain(std::iter::once(b'.')).chain(vol.bytes())
+}
+
+/// Whether `<pg>.<vol>` starts with `prefix`.
+fn joined_starts_with((pg, vol): (&str, &str), prefix: &str) -> bool {
+    match prefix.strip_prefix(pg) {
+        Some(rest) => rest.is_empty() || rest.strip_prefix('.').is_some_and(|r| vol.starts_with(r)),
+        None => pg.starts_with(prefix),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -145,13 +200,17 @@ struct TransferInfo {
 #[derive(Clone, Debug)]
 struct PgSnapRecord {
     id: Id,
-    name: String,
+    /// The name, shared with the source index entries of its volume snapshots.
+    name: Arc<str>,
     group: String,
     suffix: String,
     created: i64,
     destroyed: bool,
-    /// Names of its volume snapshots.
-    members: Vec<Arc<str>>,
+    /// The captured volumes, by name, shared with the transfers of the snapshot (and on
+    /// a target with the snapshot it was replicated from).
+    volumes: Arc<[CapturedVolume]>,
+    /// Its volume snapshots, one per captured volume, in the same order.
+    members: Box<[MemberSnap]>,
     /// Replicated-in snapshots: how the transfer went.
     transfer: Option<TransferInfo>,
 }
@@ -163,9 +222,8 @@ struct ArrayRecord {
     token: String,
     up: bool,
     volumes: VolumeTable,
-    /// Volume snapshots, looked up by name (listings sort the names they pick).
-    snapshots: HashSet<SnapEntry, FixedHash>,
-    /// Volume snapshot names by source name (looked up by key only, never iterated).
+    /// Volume snapshots by source name (looked up by key only, never iterated). The
+    /// snapshots themselves live in their group snapshots.
     snaps_by_source: SourceIndex,
     groups: BTreeMap<String, GroupRecord>,
     pg_snapshots: BTreeMap<String, PgSnapRecord>,
@@ -251,40 +309,6 @@ impl VolumeTable {
     }
 }
 
-/// A boxed volume snapshot in its array's set of snapshots, where it is found by its
-/// name: the set's table holds a pointer per snapshot rather than the whole record.
-#[derive(Clone, Debug)]
-struct SnapEntry(Box<SnapRecord>);
-
-impl std::ops::Deref for SnapEntry {
-    type Target = SnapRecord;
-
-    fn deref(&self) -> &SnapRecord {
-        &self.0
-    }
-}
-
-impl Borrow<str> for SnapEntry {
-    fn borrow(&self) -> &str {
-        &self.0.name
-    }
-}
-
-impl PartialEq for SnapEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.name == other.0.name
-    }
-}
-
-impl Eq for SnapEntry {}
-
-impl Hash for SnapEntry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // As the name hashes, so that lookups by `&str` find it.
-        str::hash(&self.0.name, state);
-    }
-}
-
 /// The snapshots of each source name. Its keys are the one copy of each source name the
 /// snapshots of that source share.
 type SourceIndex = HashMap<Arc<str>, SourceSnaps, FixedHash>;
@@ -297,20 +321,44 @@ struct SourceSnaps {
     names: SortedNames,
 }
 
-/// A set of names kept as a sorted list: the snapshots of one source, a handful as a
-/// rule, so a list beats a tree (no node to allocate, no pointer to follow).
+/// A volume snapshot's name as its two shared parts: the group snapshot's name and the
+/// captured volume's (the name is `<pg>.<vol>`).
+#[derive(Clone, Debug)]
+struct SnapKey {
+    pg: Arc<str>,
+    vol: Arc<str>,
+    /// Position of the volume among the group snapshot's captured volumes.
+    i: usize,
+}
+
+impl SnapKey {
+    fn parts(&self) -> (&str, &str) {
+        (&self.pg, &self.vol)
+    }
+}
+
+/// A set of snapshot names kept as a list sorted by the joined names: the snapshots of
+/// one source, a handful as a rule, so a list beats a tree (no node to allocate, no
+/// pointer to follow).
 #[derive(Clone, Debug, Default)]
-struct SortedNames(Vec<Arc<str>>);
+struct SortedNames(Vec<SnapKey>);
 
 impl SortedNames {
     /// Adds `name`; `false` if it was there already.
-    fn insert(&mut self, name: Arc<str>) -> bool {
+    fn insert(&mut self, name: SnapKey) -> bool {
         // Names mostly come in order: check the end first.
-        if self.0.last().is_none_or(|last| **last < *name) {
+        if self
+            .0
+            .last()
+            .is_none_or(|last| cmp_joined(last.parts(), name.parts()).is_lt())
+        {
             self.0.push(name);
             return true;
         }
-        match self.0.binary_search_by(|n| (**n).cmp(&*name)) {
+        match self
+            .0
+            .binary_search_by(|n| cmp_joined(n.parts(), name.parts()))
+        {
             Ok(_) => false,
             Err(at) => {
                 self.0.insert(at, name);
@@ -319,9 +367,9 @@ impl SortedNames {
         }
     }
 
-    /// Removes `name`; `false` if it was not there.
-    fn remove(&mut self, name: &str) -> bool {
-        match self.0.binary_search_by(|n| (**n).cmp(name)) {
+    /// Removes the name `<pg>.<vol>` given as `(pg, vol)`; `false` if it was not there.
+    fn remove(&mut self, name: (&str, &str)) -> bool {
+        match self.0.binary_search_by(|n| cmp_joined(n.parts(), name)) {
             Ok(at) => {
                 self.0.remove(at);
                 true
@@ -335,7 +383,7 @@ impl SortedNames {
     }
 
     /// The names, in order.
-    fn iter(&self) -> std::slice::Iter<'_, Arc<str>> {
+    fn iter(&self) -> std::slice::Iter<'_, SnapKey> {
         self.0.iter()
     }
 }
@@ -454,41 +502,73 @@ pub struct ArrayFabricState {
 }
 
 impl ArrayRecord {
-    /// Adds the snapshot `make` builds, given the array's shared copy of the name of its
-    /// source `source` (`new_source` makes one when the array has no snapshot of it
-    /// yet), and indexes it by source. A snapshot of the same name is replaced.
-    fn add_snapshot(
+    /// Indexes the volume snapshot `key` under its source `source`, returning the
+    /// array's shared copy of the source name (`new_source` makes one when the array has
+    /// no snapshot of that source yet).
+    fn index_snapshot(
         &mut self,
         source: &str,
         new_source: impl FnOnce() -> Arc<str>,
-        make: impl FnOnce(Arc<str>) -> SnapRecord,
-    ) {
-        let snap = match self.snaps_by_source.get_mut(source) {
+        key: SnapKey,
+    ) -> Arc<str> {
+        match self.snaps_by_source.get_mut(source) {
             Some(index) => {
-                let snap = make(Arc::clone(&index.source));
-                index.names.insert(Arc::clone(&snap.name));
-                snap
+                index.names.insert(key);
+                Arc::clone(&index.source)
             }
             None => {
                 let shared = new_source();
-                let snap = make(Arc::clone(&shared));
                 let index = SourceSnaps {
                     source: Arc::clone(&shared),
-                    names: SortedNames(vec![Arc::clone(&snap.name)]),
+                    names: SortedNames(vec![key]),
                 };
-                self.snaps_by_source.insert(shared, index);
-                snap
+                self.snaps_by_source.insert(Arc::clone(&shared), index);
+                shared
             }
-        };
-        self.snapshots.replace(SnapEntry(Box::new(snap)));
+        }
     }
 
-    /// Applies `f` to the volume snapshot named `name`, if there is one.
-    fn update_snapshot(&mut self, name: &str, f: impl FnOnce(&mut SnapRecord)) {
-        if let Some(mut s) = self.snapshots.take(name) {
-            f(&mut s.0);
-            self.snapshots.insert(s);
+    /// Drops the volume snapshot `(pg, vol)` from the index of its source `source`.
+    fn unindex_snapshot(&mut self, source: &str, key: (&str, &str)) {
+        if let Some(index) = self.snaps_by_source.get_mut(source) {
+            index.names.remove(key);
+            if index.names.is_empty() {
+                self.snaps_by_source.remove(source);
+            }
         }
+    }
+
+    /// The volume snapshot named `name` (`<pg>.<n>.<vol>`), if there is one.
+    fn snapshot(&self, name: &str) -> Option<SnapRef<'_>> {
+        // Volume names hold no `.`: the last one ends the group snapshot's name.
+        let (pg, vol) = name.rsplit_once('.')?;
+        self.snapshot_at(pg, vol)
+    }
+
+    /// The snapshot a source index entry names, if its group snapshot is still there.
+    fn indexed_snapshot(&self, key: &SnapKey) -> Option<SnapRef<'_>> {
+        let pg = self.pg_snapshots.get(&*key.pg)?;
+        debug_assert_eq!(pg.volumes.get(key.i).map(|c| &*c.name), Some(&*key.vol));
+        (key.i < pg.members.len()).then_some(SnapRef { pg, i: key.i })
+    }
+
+    /// The snapshot of volume `vol` in group snapshot `pg`, if there is one.
+    fn snapshot_at(&self, pg: &str, vol: &str) -> Option<SnapRef<'_>> {
+        let pg = self.pg_snapshots.get(pg)?;
+        let i = pg.member_index(vol)?;
+        Some(SnapRef { pg, i })
+    }
+}
+
+impl PgSnapRecord {
+    /// Position of the captured volume `vol` (the captured volumes are sorted by name).
+    fn member_index(&self, vol: &str) -> Option<usize> {
+        self.volumes.binary_search_by(|c| (*c.name).cmp(vol)).ok()
+    }
+
+    /// Its volume snapshots, by volume name.
+    fn snaps(&self) -> impl Iterator<Item = SnapRef<'_>> + '_ {
+        (0..self.members.len()).map(move |i| SnapRef { pg: self, i })
     }
 }
 
@@ -624,24 +704,24 @@ fn volume_view(v: &VolumeRecord) -> ArrayVolume {
     }
 }
 
-fn snap_view(s: &SnapRecord) -> VolumeSnapshot {
+fn snap_view(s: SnapRef<'_>) -> VolumeSnapshot {
     VolumeSnapshot {
-        id: s.id.text(),
-        name: s.name.to_string(),
+        id: s.member().id.text(),
+        name: s.name(),
         source: NameRef {
-            name: s.source.to_string(),
+            name: s.member().source.to_string(),
         },
-        created: s.created,
-        provisioned: s.provisioned,
-        destroyed: s.destroyed,
-        suffix: s.suffix.to_string(),
+        created: s.pg.created,
+        provisioned: s.volume().provisioned,
+        destroyed: s.pg.destroyed,
+        suffix: s.pg.suffix.clone(),
     }
 }
 
 fn pg_snap_view(s: &PgSnapRecord) -> PgSnapshot {
     PgSnapshot {
         id: s.id.text(),
-        name: s.name.clone(),
+        name: s.name.to_string(),
         source: NameRef {
             name: s.group.clone(),
         },
@@ -755,7 +835,6 @@ impl ArrayFabricState {
                 token: api_token.to_owned(),
                 up: true,
                 volumes: VolumeTable::default(),
-                snapshots: HashSet::default(),
                 snaps_by_source: SourceIndex::default(),
                 groups: BTreeMap::new(),
                 pg_snapshots: BTreeMap::new(),
@@ -1000,9 +1079,8 @@ impl ArrayFabricState {
     ) -> Result<u64, BackendError> {
         self.advance_to(now_ms);
         self.arr(array)?
-            .snapshots
-            .get(snapshot)
-            .map(|s| s.seq)
+            .snapshot(snapshot)
+            .map(|s| s.volume().seq)
             .ok_or_else(|| errors::does_not_exist("Volume snapshot", snapshot))
     }
 
@@ -1204,11 +1282,11 @@ impl ArrayFabricState {
         self.advance_to(now_ms);
         let t = self.now_ms;
         let a = self.arr(array)?;
-        let (seq, provisioned, shared_source) = if let Some(s) = a.snapshots.get(source) {
-            if s.destroyed {
+        let (seq, provisioned, shared_source) = if let Some(s) = a.snapshot(source) {
+            if s.pg.destroyed {
                 return Err(errors::destroyed("Volume snapshot", source));
             }
-            (s.seq, s.provisioned, Arc::clone(&s.name))
+            (s.volume().seq, s.volume().provisioned, Arc::from(source))
         } else if let Some((shared, v)) = a.volumes.get_shared(source) {
             if v.destroyed {
                 return Err(errors::destroyed("Volume", source));
@@ -1470,16 +1548,17 @@ impl ArrayFabricState {
     ) -> Result<Vec<VolumeSnapshot>, BackendError> {
         self.advance_to(now_ms);
         let a = self.arr(array)?;
-        let selected = |s: &SnapRecord| {
-            (query.source_names.is_empty() || query.source_names.iter().any(|n| **n == *s.source))
+        let selected = |s: &SnapRef<'_>| {
+            (query.source_names.is_empty()
+                || query.source_names.iter().any(|n| **n == *s.member().source))
                 && query
                     .name_prefix
                     .as_deref()
-                    .is_none_or(|p| s.name.starts_with(p))
-                && query.destroyed.is_none_or(|d| s.destroyed == d)
+                    .is_none_or(|p| joined_starts_with(s.key(), p))
+                && query.destroyed.is_none_or(|d| s.pg.destroyed == d)
         };
         // The snapshots to list, by name, each once.
-        let mut picked: Vec<&SnapRecord> = Vec::new();
+        let mut picked: Vec<SnapRef<'_>> = Vec::new();
         if let ([], [source]) = (query.names.as_slice(), query.source_names.as_slice()) {
             // One source's set is already by name, each once.
             if let Some(index) = a.snaps_by_source.get(source.as_str()) {
@@ -1487,50 +1566,37 @@ impl ArrayFabricState {
                     index
                         .names
                         .iter()
-                        .filter_map(|n| a.snapshots.get(&**n))
-                        .map(|s| &**s)
+                        .filter_map(|k| a.indexed_snapshot(k))
                         .filter(|s| selected(s)),
                 );
             }
         } else {
-            let mut names: Vec<&str> = Vec::new();
             if !query.names.is_empty() {
                 for n in &query.names {
-                    if !a.snapshots.contains(n.as_str()) {
-                        return Err(errors::does_not_exist("Volume snapshot", n));
-                    }
-                    names.push(n);
+                    let s = a
+                        .snapshot(n)
+                        .ok_or_else(|| errors::does_not_exist("Volume snapshot", n))?;
+                    picked.push(s);
                 }
             } else if !query.source_names.is_empty() {
                 for src in &query.source_names {
                     if let Some(index) = a.snaps_by_source.get(src.as_str()) {
-                        names.extend(index.names.iter().map(|n| &**n));
+                        picked.extend(index.names.iter().filter_map(|k| a.indexed_snapshot(k)));
                     }
                 }
-            } else if let Some(prefix) = &query.name_prefix {
-                names.extend(
-                    a.snapshots
-                        .iter()
-                        .map(|s| &*s.name)
-                        .filter(|k| k.starts_with(prefix.as_str())),
-                );
             } else {
-                names.extend(a.snapshots.iter().map(|s| &*s.name));
+                picked.extend(a.pg_snapshots.values().flat_map(PgSnapRecord::snaps));
             }
-            names.sort_unstable();
-            names.dedup();
-            picked.extend(
-                names
-                    .into_iter()
-                    .filter_map(|n| a.snapshots.get(n))
-                    .map(|s| &**s)
-                    .filter(|s| selected(s)),
-            );
+            picked.sort_unstable_by(|x, y| cmp_joined(x.key(), y.key()));
+            picked.dedup_by(|x, y| x.same(*y));
+            picked.retain(|s| selected(s));
         }
         match query.order {
             SnapshotOrder::Name => {}
             SnapshotOrder::NewestFirst => picked.sort_unstable_by(|x, y| {
-                y.created.cmp(&x.created).then_with(|| y.name.cmp(&x.name))
+                y.pg.created
+                    .cmp(&x.pg.created)
+                    .then_with(|| cmp_joined(y.key(), x.key()))
             }),
         }
         if let Some(limit) = query.limit {
@@ -1643,7 +1709,7 @@ impl ArrayFabricState {
         if !g.destroyed {
             return Err(errors::not_destroyed("Protection group", name));
         }
-        let snaps: Vec<String> = self
+        let snaps: Vec<Arc<str>> = self
             .arr(array)?
             .pg_snapshots
             .values()
@@ -2061,7 +2127,7 @@ impl ArrayFabricState {
         }
         Ok(a.pg_snapshots
             .values()
-            .filter(|s| query.names.is_empty() || query.names.contains(&s.name))
+            .filter(|s| query.names.is_empty() || query.names.iter().any(|n| **n == *s.name))
             .filter(|s| query.source_names.is_empty() || query.source_names.contains(&s.group))
             .filter(|s| query.destroyed.is_none_or(|d| s.destroyed == d))
             .map(pg_snap_view)
@@ -2114,7 +2180,7 @@ impl ArrayFabricState {
             }
             let item = match &s.transfer {
                 Some(info) => PgSnapshotTransfer {
-                    name: s.name.clone(),
+                    name: s.name.to_string(),
                     destroyed: s.destroyed,
                     started: Some(info.started),
                     completed: Some(info.completed),
@@ -2123,7 +2189,7 @@ impl ArrayFabricState {
                 },
                 None => self.outgoing_view(array, s),
             };
-            out.insert(s.name.clone(), item);
+            out.insert(s.name.to_string(), item);
         }
         for tr in incoming {
             let name = tr.target_name();
@@ -2166,11 +2232,8 @@ impl ArrayFabricState {
         if s.destroyed {
             return Err(errors::destroyed("Protection group snapshot", name));
         }
+        // Its volume snapshots take their state from it.
         s.destroyed = true;
-        let members = s.members.clone();
-        for m in members {
-            a.update_snapshot(&m, |vs| vs.destroyed = true);
-        }
         self.log(array, format_args!("destroy_pg_snapshot {name}"));
         Ok(())
     }
@@ -2597,9 +2660,8 @@ impl ArrayFabricState {
             return;
         }
         let mut members = Vec::with_capacity(tr.volumes.len());
-        let suffix: Arc<str> = Arc::from(tr.suffix.as_str());
+        let shared_name: Arc<str> = Arc::from(name.as_str());
         let mut source = String::new();
-        let mut joined = String::new();
         let ids = &self.ids;
         if let Some(a) = self.arrays.get_mut(&tr.target_array) {
             for c in tr.volumes.iter() {
@@ -2608,33 +2670,24 @@ impl ArrayFabricState {
                 source.push(':');
                 source.push_str(&c.name);
                 let id = record_id(ids);
-                let snap_name = shared_concat3(&mut joined, &name, ".", &c.name);
-                members.push(Arc::clone(&snap_name));
-                a.add_snapshot(
-                    &source,
-                    || Arc::from(source.as_str()),
-                    |source| SnapRecord {
-                        id,
-                        name: snap_name,
-                        source,
-                        source_id: None,
-                        created: tr.created,
-                        provisioned: c.provisioned,
-                        destroyed: false,
-                        suffix: Arc::clone(&suffix),
-                        seq: c.seq,
-                    },
-                );
+                let key = SnapKey {
+                    pg: Arc::clone(&shared_name),
+                    vol: Arc::clone(&c.name),
+                    i: members.len(),
+                };
+                let source = a.index_snapshot(&source, || Arc::from(source.as_str()), key);
+                members.push(MemberSnap { id, source });
             }
         }
         let record = PgSnapRecord {
             id: self.new_record_id(),
-            name: name.clone(),
+            name: shared_name,
             group: group.clone(),
             suffix: tr.suffix.clone(),
             created: tr.created,
             destroyed: false,
-            members,
+            volumes: Arc::clone(&tr.volumes),
+            members: members.into_boxed_slice(),
             transfer: Some(TransferInfo {
                 started: tr.started,
                 completed: t,
@@ -2667,7 +2720,7 @@ impl ArrayFabricState {
         } else {
             0
         };
-        let mut snaps: Vec<(i64, String)> = a
+        let mut snaps: Vec<(i64, Arc<str>)> = a
             .pg_snapshots
             .values()
             .filter(|s| s.group == group && !s.destroyed)
@@ -2787,40 +2840,32 @@ impl ArrayFabricState {
         } else {
             Vec::new()
         };
+        let bytes = captured.iter().map(|c| c.provisioned).sum();
+        let captured: Arc<[CapturedVolume]> = captured.into();
         let mut members = Vec::with_capacity(captured.len());
-        let shared_suffix: Arc<str> = Arc::from(suffix.as_str());
-        let mut joined = String::new();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
         let ids = &self.ids;
         if let Some(a) = self.arrays.get_mut(array) {
-            for c in &captured {
+            for c in captured.iter() {
                 let id = record_id(ids);
-                let snap_name = shared_concat3(&mut joined, &name, ".", &c.name);
-                members.push(Arc::clone(&snap_name));
-                a.add_snapshot(
-                    &c.name,
-                    || Arc::clone(&c.name),
-                    |source| SnapRecord {
-                        id,
-                        name: snap_name,
-                        source,
-                        source_id: Some(c.id),
-                        created: t,
-                        provisioned: c.provisioned,
-                        destroyed: false,
-                        suffix: Arc::clone(&shared_suffix),
-                        seq: c.seq,
-                    },
-                );
+                let key = SnapKey {
+                    pg: Arc::clone(&shared_name),
+                    vol: Arc::clone(&c.name),
+                    i: members.len(),
+                };
+                let source = a.index_snapshot(&c.name, || Arc::clone(&c.name), key);
+                members.push(MemberSnap { id, source });
             }
         }
         let record = PgSnapRecord {
             id: self.new_record_id(),
-            name: name.clone(),
+            name: shared_name,
             group: group.to_owned(),
             suffix: suffix.clone(),
             created: t,
             destroyed: false,
-            members,
+            volumes: Arc::clone(&captured),
+            members: members.into_boxed_slice(),
             transfer: None,
         };
         let view = pg_snap_view(&record);
@@ -2833,8 +2878,6 @@ impl ArrayFabricState {
             array,
             format_args!("create_pg_snapshot {name} replicate={replicate}"),
         );
-        let bytes = captured.iter().map(|c| c.provisioned).sum();
-        let captured: Arc<[CapturedVolume]> = captured.into();
         for target in targets {
             let tr = Transfer {
                 source_array: array.to_owned(),
@@ -2883,7 +2926,7 @@ impl ArrayFabricState {
         };
         let bytes = landed.iter().map(|i| i.bytes).max().unwrap_or(0);
         PgSnapshotTransfer {
-            name: s.name.clone(),
+            name: s.name.to_string(),
             destroyed: s.destroyed,
             started,
             completed,
@@ -3261,17 +3304,16 @@ impl ArrayFabricState {
             }
         }
         // Snapshots follow their volume (by id, not by a name an earlier volume had).
-        let followers: Vec<Arc<str>> = a
+        let followers: Vec<SnapKey> = a
             .snaps_by_source
             .get(name)
             .map(|index| {
                 index
                     .names
                     .iter()
-                    .filter(|n| {
-                        a.snapshots
-                            .get(&***n)
-                            .is_some_and(|s| s.source_id == Some(id))
+                    .filter(|k| {
+                        a.indexed_snapshot(k)
+                            .is_some_and(|s| s.source_id() == Some(id))
                     })
                     .cloned()
                     .collect()
@@ -3282,14 +3324,13 @@ impl ArrayFabricState {
                 Some(index) => Arc::clone(&index.source),
                 None => shared_name,
             };
-            for n in followers {
-                a.update_snapshot(&n, |snap| snap.source = Arc::clone(&source));
-                if let Some(index) = a.snaps_by_source.get_mut(name) {
-                    index.names.remove(&n);
-                    if index.names.is_empty() {
-                        a.snaps_by_source.remove(name);
+            for k in followers {
+                if let Some(pg) = a.pg_snapshots.get_mut(&*k.pg) {
+                    if let Some(m) = pg.members.get_mut(k.i) {
+                        m.source = Arc::clone(&source);
                     }
                 }
+                a.unindex_snapshot(name, k.parts());
                 a.snaps_by_source
                     .entry(Arc::clone(&source))
                     .or_insert_with(|| SourceSnaps {
@@ -3297,7 +3338,7 @@ impl ArrayFabricState {
                         names: SortedNames::default(),
                     })
                     .names
-                    .insert(n);
+                    .insert(k);
             }
         }
         a.volumes
@@ -3321,15 +3362,8 @@ impl ArrayFabricState {
         let Some(s) = a.pg_snapshots.remove(name) else {
             return;
         };
-        for m in s.members {
-            if let Some(vs) = a.snapshots.take(&*m) {
-                if let Some(index) = a.snaps_by_source.get_mut(&*vs.source) {
-                    index.names.remove(&m);
-                    if index.names.is_empty() {
-                        a.snaps_by_source.remove(&*vs.source);
-                    }
-                }
-            }
+        for (m, c) in s.members.iter().zip(s.volumes.iter()) {
+            a.unindex_snapshot(&m.source, (&s.name, &c.name));
         }
     }
 }
@@ -3337,17 +3371,6 @@ impl ArrayFabricState {
 /// A new record id drawn from `ids` (see [`ArrayFabricState::new_record_id`]).
 fn record_id(ids: &IdGenerator) -> Id {
     Id(*ids.uuid().as_bytes())
-}
-
-/// `a`, `b` and `c` back to back as a shared string. They are first joined in `buf`
-/// (whose allocation serves every call), so the shared string is the one new
-/// allocation.
-fn shared_concat3(buf: &mut String, a: &str, b: &str, c: &str) -> Arc<str> {
-    buf.clear();
-    buf.push_str(a);
-    buf.push_str(b);
-    buf.push_str(c);
-    Arc::from(buf.as_str())
 }
 
 fn schedule_active(g: &GroupRecord) -> bool {
@@ -3999,22 +4022,153 @@ mod tests {
         }
     }
 
+    fn key(name: &str) -> SnapKey {
+        let (pg, vol) = name.rsplit_once('.').unwrap();
+        SnapKey {
+            pg: Arc::from(pg),
+            vol: Arc::from(vol),
+            i: 0,
+        }
+    }
+
     #[test]
     fn sorted_names_keep_their_names_in_order_once_each() {
         let mut names = SortedNames::default();
-        for n in ["pg.2.v", "pg.1.v", "pg.10.v", "pg.3.v", "pg.1.v", "a.1.v"] {
-            names.insert(Arc::from(n));
+        for n in [
+            "pg.2.v", "pg.1.v", "pg.10.v", "pg.3.v", "pg.1.v", "a.1.v", "pg.1-.v", "pg.1.w",
+        ] {
+            names.insert(key(n));
         }
-        let listed: Vec<&str> = names.iter().map(|n| &**n).collect();
-        assert_eq!(listed, ["a.1.v", "pg.1.v", "pg.10.v", "pg.2.v", "pg.3.v"]);
-        assert!(!names.insert(Arc::from("pg.3.v")));
-        assert!(names.remove("pg.10.v"));
-        assert!(!names.remove("pg.10.v"));
-        assert!(!names.remove("zz"));
-        for n in ["a.1.v", "pg.1.v", "pg.2.v", "pg.3.v"] {
-            assert!(names.remove(n), "{n}");
+        let listed: Vec<String> = names
+            .iter()
+            .map(|k| format!("{}.{}", k.pg, k.vol))
+            .collect();
+        // As the joined names sort: `-` comes before `.`, which comes before digits.
+        assert_eq!(
+            listed,
+            ["a.1.v", "pg.1-.v", "pg.1.v", "pg.1.w", "pg.10.v", "pg.2.v", "pg.3.v"]
+        );
+        assert!(!names.insert(key("pg.3.v")));
+        assert!(names.remove(("pg.10", "v")));
+        assert!(!names.remove(("pg.10", "v")));
+        assert!(!names.remove(("zz", "v")));
+        for n in ["a.1.v", "pg.1-.v", "pg.1.v", "pg.1.w", "pg.2.v", "pg.3.v"] {
+            let (pg, vol) = n.rsplit_once('.').unwrap();
+            assert!(names.remove((pg, vol)), "{n}");
         }
         assert!(names.is_empty());
+    }
+
+    #[test]
+    fn joined_names_compare_and_match_prefixes_as_their_texts_do() {
+        let pairs = [
+            ("pg.1", "v"),
+            ("pg.1-", "v"),
+            ("pg.10", "a"),
+            ("pg.1", "v-2"),
+            ("pg", "1"),
+            ("p", "g"),
+            ("pg.1", ""),
+            ("a:pg.1", "pod::v"),
+        ];
+        for x in pairs {
+            let jx = format!("{}.{}", x.0, x.1);
+            for y in pairs {
+                let jy = format!("{}.{}", y.0, y.1);
+                assert_eq!(cmp_joined(x, y), jx.cmp(&jy), "{jx} vs {jy}");
+            }
+            for p in [
+                "", "p", "pg.", "pg.1", "pg.1.", "pg.1.v", "pg.1.v-", "pg.10", "a:",
+            ] {
+                assert_eq!(joined_starts_with(x, p), jx.starts_with(p), "{jx} / {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn volume_snapshots_are_found_in_their_group_snapshot_by_name() {
+        let mut f = replicated_pair();
+        f.create_pg_snapshot("a", "pg1", &replicate_now(), 1_000)
+            .unwrap();
+        let a = &f.arrays["a"];
+        let s = a.snapshot("pg1.1.v1").unwrap();
+        assert_eq!(s.name(), "pg1.1.v1");
+        assert_eq!(s.key(), ("pg1.1", "v1"));
+        assert!(s.source_id().is_some());
+        for missing in ["pg1.1", "pg1.1.v9", "pg1.2.v1", "pg1", ""] {
+            assert!(a.snapshot(missing).is_none(), "{missing}");
+        }
+        f.advance_to(20_000);
+        let b = &f.arrays["b"];
+        let landed = b.snapshot("a:pg1.1.v1").unwrap();
+        assert_eq!(&*landed.member().source, "a:v1");
+        assert!(landed.source_id().is_none());
+        assert!(Arc::ptr_eq(
+            &landed.pg.volumes,
+            &f.arrays["a"].pg_snapshots["pg1.1"].volumes
+        ));
+    }
+
+    #[test]
+    fn listings_by_name_prefix_names_and_source_go_by_the_joined_names() {
+        let mut f = replicated_pair();
+        f.create_volume("a", "v2", GIB, 0).unwrap();
+        f.add_protection_group_volumes("a", "pg1", &[s("v2")], 0)
+            .unwrap();
+        for suffix in ["1", "1-", "10"] {
+            let o = PgSnapshotOptions {
+                suffix: Some(s(suffix)),
+                ..Default::default()
+            };
+            f.create_pg_snapshot("a", "pg1", &o, 0).unwrap();
+        }
+        let list = |f: &mut ArrayFabricState, q: VolumeSnapshotQuery| -> Vec<String> {
+            let listed = f.list_volume_snapshots("a", &q, 0).unwrap();
+            listed.into_iter().map(|v| v.name).collect()
+        };
+        assert_eq!(
+            list(&mut f, VolumeSnapshotQuery::default()),
+            [
+                "pg1.1-.v1",
+                "pg1.1-.v2",
+                "pg1.1.v1",
+                "pg1.1.v2",
+                "pg1.10.v1",
+                "pg1.10.v2"
+            ]
+        );
+        let prefix = VolumeSnapshotQuery {
+            name_prefix: Some(s("pg1.1.")),
+            ..Default::default()
+        };
+        assert_eq!(list(&mut f, prefix), ["pg1.1.v1", "pg1.1.v2"]);
+        let names = VolumeSnapshotQuery {
+            names: vec![s("pg1.10.v2"), s("pg1.1.v1"), s("pg1.10.v2")],
+            ..Default::default()
+        };
+        assert_eq!(list(&mut f, names), ["pg1.1.v1", "pg1.10.v2"]);
+        let sources = VolumeSnapshotQuery {
+            source_names: vec![s("v2"), s("v1"), s("v2")],
+            ..Default::default()
+        };
+        assert_eq!(list(&mut f, sources).len(), 6);
+        let by_source: Vec<String> = snaps_of(&mut f, "a", "v2", 0)
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(by_source, ["pg1.1-.v2", "pg1.1.v2", "pg1.10.v2"]);
+        let missing = VolumeSnapshotQuery {
+            names: vec![s("pg1.1.v1"), s("pg1.1.v3")],
+            ..Default::default()
+        };
+        assert!(f.list_volume_snapshots("a", &missing, 0).is_err());
+        // Destroying the group snapshot destroys its volume snapshots.
+        f.destroy_pg_snapshot("a", "pg1.1-", 0).unwrap();
+        let destroyed = VolumeSnapshotQuery {
+            destroyed: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(list(&mut f, destroyed), ["pg1.1-.v1", "pg1.1-.v2"]);
     }
 
     fn volume_named(name: &str) -> VolumeRecord {
