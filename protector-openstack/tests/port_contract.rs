@@ -14,14 +14,19 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::common::{fixture, json_fixture, ok_json, status_json, MockCloud};
 
-#[tokio::test]
-async fn nova_client_reports_a_missing_server_as_not_found() {
-    let cloud = MockCloud::start().await;
+/// Nova answers 404 for the server `missing`.
+async fn mount_missing_server(cloud: &MockCloud) {
     Mock::given(method("GET"))
         .and(path(cloud.compute_path("/servers/missing")))
         .respond_with(status_json(404, "nova/error_item_not_found.json"))
         .mount(&cloud.server)
         .await;
+}
+
+#[tokio::test]
+async fn nova_client_reports_a_missing_server_as_not_found() {
+    let cloud = MockCloud::start().await;
+    mount_missing_server(&cloud).await;
     let site = cloud.site().await;
     get_missing_server_is_not_found(site.clients().compute.as_ref(), &"missing".into())
         .await
@@ -44,11 +49,7 @@ async fn nova_client_reads_a_server_state_that_agrees_with_the_server() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"interfaceAttachments": []})))
         .mount(&cloud.server)
         .await;
-    Mock::given(method("GET"))
-        .and(path(cloud.compute_path("/servers/missing")))
-        .respond_with(status_json(404, "nova/error_item_not_found.json"))
-        .mount(&cloud.server)
-        .await;
+    mount_missing_server(&cloud).await;
     let site = cloud.site().await;
     let compute = site.clients().compute;
     server_state_agrees_with_the_server(compute.as_ref(), &id.into(), &"missing".into())

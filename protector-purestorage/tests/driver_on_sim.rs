@@ -25,6 +25,19 @@ struct Env {
     driver: PureDriver,
 }
 
+impl Env {
+    /// A driver with this environment's array A as its primary and `secondary` (array B
+    /// as a test observes or alters it) as its secondary.
+    fn driver_towards(&self, secondary: Arc<dyn FlashArray>) -> PureDriver {
+        PureDriver::new(
+            self.a.clone(),
+            secondary,
+            Arc::new(TokioClock::default_epoch()),
+            PureDriverOptions::default(),
+        )
+    }
+}
+
 fn env(seed: u64) -> Env {
     let clock = Arc::new(TokioClock::default_epoch());
     let fabric = ArrayFabric::new(seed, clock.clone());
@@ -891,12 +904,7 @@ async fn the_newest_replica_is_found_through_the_group_when_the_array_refuses_lo
         .replicate_now(&s, ArraySide::Primary, Duration::from_secs(300))
         .await
         .unwrap();
-    let strict = PureDriver::new(
-        e.a.clone(),
-        Observed::new(e.b.clone(), true),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let strict = e.driver_towards(Observed::new(e.b.clone(), true));
     let replica = strict
         .newest_replica(&s, ArraySide::Primary, VOL)
         .await
@@ -918,12 +926,7 @@ async fn replicas_that_replicate_now_saw_land_are_found_without_asking_transfer_
     let e = env(21);
     let s = spec(ReplicationType::Async);
     let b = Observed::new(e.b.clone(), false);
-    let driver = PureDriver::new(
-        e.a.clone(),
-        b.clone(),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let driver = e.driver_towards(b.clone());
     let volumes = [VOL.to_owned(), VOL2.to_owned()];
     for v in &volumes {
         e.a.create_volume(v, GIB).await.unwrap();
@@ -953,12 +956,7 @@ async fn replicas_that_replicate_now_saw_land_are_found_without_asking_transfer_
     assert_eq!(b.transfer_queries(), polled);
 
     // A driver that did not see it land asks once, then remembers.
-    let fresh = PureDriver::new(
-        e.a.clone(),
-        b.clone(),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let fresh = e.driver_towards(b.clone());
     for v in &volumes {
         assert!(fresh
             .newest_replica(&s, ArraySide::Primary, v)
@@ -990,12 +988,7 @@ async fn replicated_twice(seed: u64) -> (Env, ReplicationGroupSpec, [String; 2])
 async fn the_newest_replica_is_asked_for_as_the_single_newest_snapshot() {
     let (e, s, [_, second]) = replicated_twice(23).await;
     let b = Observed::new(e.b.clone(), false);
-    let driver = PureDriver::new(
-        e.a.clone(),
-        b.clone(),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let driver = e.driver_towards(b.clone());
     let replica = driver
         .newest_replica(&s, ArraySide::Primary, VOL)
         .await
@@ -1015,12 +1008,7 @@ async fn when_the_newest_snapshot_is_still_landing_every_snapshot_is_read_for_an
     let (e, s, [first, second]) = replicated_twice(24).await;
     let b = Observed::new(e.b.clone(), false);
     b.still_landing(&second);
-    let driver = PureDriver::new(
-        e.a.clone(),
-        b.clone(),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let driver = e.driver_towards(b.clone());
     let replica = driver
         .newest_replica(&s, ArraySide::Primary, VOL)
         .await
@@ -1045,12 +1033,7 @@ async fn when_the_newest_snapshot_is_still_landing_every_snapshot_is_read_for_an
         .unwrap();
     let only_b = Observed::new(e2.b.clone(), false);
     only_b.still_landing(&point.name);
-    let fresh = PureDriver::new(
-        e2.a.clone(),
-        only_b.clone(),
-        Arc::new(TokioClock::default_epoch()),
-        PureDriverOptions::default(),
-    );
+    let fresh = e2.driver_towards(only_b.clone());
     assert_eq!(
         fresh
             .newest_replica(&s2, ArraySide::Primary, VOL)

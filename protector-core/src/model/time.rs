@@ -103,7 +103,7 @@ fn digits(out: &mut [u8], mut value: u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -111,7 +111,7 @@ mod tests {
     struct Ours(#[serde(serialize_with = "serialize_utc")] DateTime<Utc>);
 
     /// Fixed edge cases and a seeded spread of instants, with fractions of every width.
-    fn samples() -> Vec<DateTime<Utc>> {
+    pub(crate) fn samples() -> Vec<DateTime<Utc>> {
         let mut out = vec![
             Utc.timestamp_opt(0, 0).unwrap(),
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),

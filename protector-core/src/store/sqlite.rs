@@ -1958,24 +1958,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_written_as_chrono_writes_them() {
-        use chrono::TimeZone;
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut samples = vec![
-            Utc.timestamp_opt(0, 0).unwrap(),
-            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
-            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(),
-        ];
-        for _ in 0..2000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let secs = i64::try_from(seed % 253_402_300_800).unwrap();
-            let nanos = u32::try_from((seed >> 20) % 1_000_000_000).unwrap();
-            samples.push(Utc.timestamp_opt(secs, nanos).unwrap());
-        }
+        let samples = crate::model::time::tests::samples();
         for t in samples {
             assert_eq!(
                 ts(&t),
