@@ -213,7 +213,14 @@ struct PgSnapRecord {
     members: Box<[MemberSnap]>,
     /// Replicated-in snapshots: how the transfer went.
     transfer: Option<TransferInfo>,
+    /// Positions of the captured volumes by name, built at the first lookup by name of
+    /// a large snapshot (a binary search would compare names scattered over the heap).
+    by_name: OnceCell<HashMap<Arc<str>, usize, FixedHash>>,
 }
+
+/// Captured volumes up to which a lookup by name binary-searches instead of building
+/// the snapshot's name table.
+const SEARCHED_VOLUMES: usize = 32;
 
 #[derive(Debug)]
 struct ArrayRecord {
@@ -563,7 +570,23 @@ impl ArrayRecord {
 impl PgSnapRecord {
     /// Position of the captured volume `vol` (the captured volumes are sorted by name).
     fn member_index(&self, vol: &str) -> Option<usize> {
-        self.volumes.binary_search_by(|c| (*c.name).cmp(vol)).ok()
+        if self.volumes.len() <= SEARCHED_VOLUMES {
+            return self.volumes.binary_search_by(|c| (*c.name).cmp(vol)).ok();
+        }
+        self.by_name
+            .get_or_init(|| {
+                let mut by_name =
+                    HashMap::with_capacity_and_hasher(self.volumes.len(), FixedHash::default());
+                by_name.extend(
+                    self.volumes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (Arc::clone(&c.name), i)),
+                );
+                by_name
+            })
+            .get(vol)
+            .copied()
     }
 
     /// Its volume snapshots, by volume name.
@@ -2693,6 +2716,7 @@ impl ArrayFabricState {
                 completed: t,
                 bytes: tr.bytes,
             }),
+            by_name: OnceCell::new(),
         };
         if let Some(a) = self.arrays.get_mut(&tr.target_array) {
             a.pg_snapshots.insert(name.clone(), record);
@@ -2867,6 +2891,7 @@ impl ArrayFabricState {
             volumes: Arc::clone(&captured),
             members: members.into_boxed_slice(),
             transfer: None,
+            by_name: OnceCell::new(),
         };
         let view = pg_snap_view(&record);
         let a = self.arr_mut(array)?;
@@ -4107,6 +4132,36 @@ mod tests {
             &landed.pg.volumes,
             &f.arrays["a"].pg_snapshots["pg1.1"].volumes
         ));
+    }
+
+    #[test]
+    fn volume_snapshots_of_a_large_group_snapshot_are_found_by_name_on_both_arrays() {
+        let mut f = replicated_pair();
+        // More volumes than a lookup searches: the snapshot builds its name table.
+        let names: Vec<String> = (0..=SEARCHED_VOLUMES).map(|i| format!("w{i}")).collect();
+        for n in &names {
+            f.create_volume("a", n, GIB, 0).unwrap();
+        }
+        f.add_protection_group_volumes("a", "pg1", &names, 0)
+            .unwrap();
+        f.create_pg_snapshot("a", "pg1", &replicate_now(), 1_000)
+            .unwrap();
+        f.advance_to(60_000);
+        for (array, prefix) in [("a", ""), ("b", "a:")] {
+            let arr = &f.arrays[array];
+            assert!(arr.pg_snapshots[&format!("{prefix}pg1.1")].volumes.len() > SEARCHED_VOLUMES);
+            for n in names.iter().chain([&s("v1")]) {
+                let found = arr.snapshot(&format!("{prefix}pg1.1.{n}")).unwrap();
+                assert_eq!(found.key(), (&*format!("{prefix}pg1.1"), n.as_str()));
+                assert_eq!(&*found.member().source, format!("{prefix}{n}"));
+            }
+            for missing in ["w", "w00", "v2", ""] {
+                assert!(
+                    arr.snapshot(&format!("{prefix}pg1.1.{missing}")).is_none(),
+                    "{missing}"
+                );
+            }
+        }
     }
 
     #[test]
