@@ -284,7 +284,7 @@ mod tests {
             version: 1,
             replication_source_site_id: None,
             sites: BTreeMap::new(),
-            members: vec![],
+            members: crate::model::Members::default(),
             mappings: vec![],
             stale: BTreeMap::new(),
             test_resources: None,

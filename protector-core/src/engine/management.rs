@@ -11,9 +11,9 @@ use crate::error::Error;
 use crate::ids::{ProtectionGroupId, ServerId, SiteId};
 use crate::messages::Refusal;
 use crate::model::{
-    MaskedPolicy, Member, MemberNetwork, MemberStatus, MemberVolume, OperationStatus, PgStatus,
-    ProtectionGroup, ReplicationPolicy, ReplicationType, ResourceMappings, SiteBinding, SyncState,
-    SyncStatus, SyncStatusValue,
+    MaskedPolicy, Member, MemberNetwork, MemberStatus, MemberVolume, Members, OperationStatus,
+    PgStatus, ProtectionGroup, ReplicationPolicy, ReplicationType, ResourceMappings, SiteBinding,
+    SyncState, SyncStatus, SyncStatusValue,
 };
 use crate::policy::{rules, Target};
 use crate::ports::{
@@ -424,7 +424,7 @@ impl Protector {
             version: 1,
             replication_source_site_id: None,
             sites,
-            members: Vec::new(),
+            members: Members::default(),
             mappings: Vec::new(),
             stale: BTreeMap::new(),
             test_resources: None,

@@ -11,8 +11,8 @@ pub mod policy;
 pub use policy::{MaskedPolicy, ReplicationPolicy, MASKED};
 pub mod protection_group;
 pub use protection_group::{
-    Member, MemberNetwork, MemberStatus, MemberVolume, PgStatus, ProtectionGroup, ReplicationType,
-    SiteBinding, StaleResources, TestResources,
+    Member, MemberNetwork, MemberStatus, MemberVolume, Members, PgStatus, ProtectionGroup,
+    ReplicationType, SiteBinding, StaleResources, TestResources,
 };
 pub mod site;
 pub use site::{Site, SiteCredentials, SiteStatus};

@@ -265,6 +265,118 @@ impl TestResources {
     }
 }
 
+/// A group's members: a list that copies of the group share until one of them changes
+/// its own (copy on write).
+///
+/// It reads and writes as a `Vec<Member>` (it dereferences to one). Copying a group —
+/// a store's read, an engine step that changes the group's status — then costs the
+/// same for ten members as for ten thousand; the members are copied only by the first
+/// change to them through a copy that shares them.
+///
+/// ```
+/// use protector_core::model::Members;
+///
+/// let a = Members::default();
+/// let mut b = a.clone();
+/// assert!(a.shares_with(&b));
+/// b.clear(); // a change through `b` gives `b` its own list
+/// assert!(!a.shares_with(&b));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Members(std::sync::Arc<Vec<Member>>);
+
+impl Members {
+    /// Whether `self` and `other` share one list (a change through either would copy
+    /// it first).
+    pub fn shares_with(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The members as an owned list (copied only if another group shares them).
+    pub fn into_vec(self) -> Vec<Member> {
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl std::ops::Deref for Members {
+    type Target = Vec<Member>;
+
+    fn deref(&self) -> &Vec<Member> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Members {
+    /// The list to change, copied first if another group shares it.
+    fn deref_mut(&mut self) -> &mut Vec<Member> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl fmt::Debug for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<Vec<Member>> for Members {
+    fn from(members: Vec<Member>) -> Self {
+        Self(std::sync::Arc::new(members))
+    }
+}
+
+impl From<Members> for Vec<Member> {
+    fn from(members: Members) -> Self {
+        members.into_vec()
+    }
+}
+
+impl FromIterator<Member> for Members {
+    fn from_iter<I: IntoIterator<Item = Member>>(members: I) -> Self {
+        Self::from(members.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = &'a Member;
+    type IntoIter = std::slice::Iter<'a, Member>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Members {
+    type Item = &'a mut Member;
+    type IntoIter = std::slice::IterMut<'a, Member>;
+
+    /// Copies the list first if another group shares it.
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl IntoIterator for Members {
+    type Item = Member;
+    type IntoIter = std::vec::IntoIter<Member>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl Serialize for Members {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Member>::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// A named, tenant-owned set of VMs that fail over together.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectionGroup {
@@ -302,9 +414,9 @@ pub struct ProtectionGroup {
     /// Volume type and consistency group per site.
     #[serde(default)]
     pub sites: BTreeMap<SiteId, SiteBinding>,
-    /// Members.
+    /// Members, shared with copies of the group until one of them changes its own.
     #[serde(default)]
-    pub members: Vec<Member>,
+    pub members: Members,
     /// Stored mappings per direction.
     #[serde(default)]
     pub mappings: Vec<DirectionalMappings>,
@@ -408,6 +520,73 @@ mod tests {
         for st in PgStatus::ALL {
             assert_eq!(st.as_str().parse::<PgStatus>().unwrap(), st);
         }
+    }
+
+    fn members(names: &[&str]) -> Members {
+        names
+            .iter()
+            .map(|name| {
+                serde_json::from_value(serde_json::json!({
+                    "id": format!("m-{name}"),
+                    "instance_id": format!("srv-{name}"),
+                    "instance_name": name,
+                    "status": "protected",
+                    "flavor_id": "m1.small",
+                    "volumes": [],
+                    "created_at": "2026-01-02T03:04:05Z",
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copies_of_members_share_them_until_one_changes() {
+        let a = members(&["web-1", "web-2"]);
+        let mut b = a.clone();
+        assert!(a.shares_with(&b));
+        assert_eq!(a, b);
+        // Reading through either copy keeps them shared.
+        assert_eq!(
+            b.iter()
+                .map(|m| m.instance_name.as_str())
+                .collect::<Vec<_>>(),
+            ["web-1", "web-2"]
+        );
+        assert!(a.shares_with(&b));
+        for m in &mut b {
+            m.status = MemberStatus::Failed;
+        }
+        assert!(!a.shares_with(&b));
+        assert!(a.iter().all(|m| m.status == MemberStatus::Protected));
+        assert!(b.iter().all(|m| m.status == MemberStatus::Failed));
+        let mut c = a.clone();
+        c.push(members(&["db-1"]).into_vec().remove(0));
+        assert_eq!((a.len(), c.len()), (2, 3));
+        // Equal lists compare equal whether or not they are shared.
+        assert_eq!(members(&["web-1"]), members(&["web-1"]));
+        assert_ne!(members(&["web-1"]), members(&["web-2"]));
+    }
+
+    #[test]
+    fn members_read_write_and_print_as_a_list() {
+        let m = members(&["web-1", "web-2"]);
+        let as_vec: Vec<Member> = m.to_vec();
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            serde_json::to_string(&as_vec).unwrap()
+        );
+        let back: Members = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(format!("{m:?}"), format!("{as_vec:?}"));
+        // An unshared list is handed over as it is, a shared one copied.
+        let first = m.as_ptr();
+        let shared = m.clone();
+        let copied = shared.into_vec();
+        assert_ne!(copied.as_ptr(), first);
+        let handed_over = Vec::from(m);
+        assert_eq!(handed_over.as_ptr(), first);
+        assert_eq!((copied.len(), handed_over.len()), (2, 2));
     }
 
     #[test]

@@ -36,11 +36,16 @@
 //! - Timestamps are stored as fixed-width RFC 3339 text with nanoseconds, which sorts
 //!   chronologically for years 0000–9999.
 //! - Opening runs `PRAGMA quick_check`, which reads the whole file once.
+//! - A store on disk runs a thread of its own that copies the write-ahead log back
+//!   into the file (a checkpoint) after every few writes, so writes do not wait for
+//!   it; if that thread falls far behind, or cannot open its connection, a write
+//!   checkpoints inline as SQLite does by default.
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,6 +74,18 @@ const APPLICATION_ID: i64 = 0x5052_4f54;
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write signals the checkpoint thread after this many writes since the last
+/// signal, or after [`CHECKPOINT_AFTER_ROWS`] changed rows.
+const CHECKPOINT_AFTER_WRITES: u64 = 32;
+
+/// Changed rows after which a write signals the checkpoint thread.
+const CHECKPOINT_AFTER_ROWS: u64 = 1024;
+
+/// Log size, in pages, at which a write checkpoints inline (`PRAGMA
+/// wal_autocheckpoint`): the fallback when the checkpoint thread falls behind or is
+/// missing. SQLite's default is 1,000 pages.
+const INLINE_CHECKPOINT_PAGES: i64 = 8000;
 
 /// Largest size of the connection's page cache, in KiB (`PRAGMA cache_size`; SQLite's
 /// default is 2 MiB).
@@ -217,6 +234,8 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// Checkpoints the log of a store on disk; stopped before the connection closes.
+    checkpointer: Option<Checkpointer>,
     conn: Mutex<Connection>,
     /// The file as given, for error messages.
     path: String,
@@ -239,6 +258,127 @@ struct CachedGroup {
     /// The group as its rows hold it: the next save writes only the members that
     /// differ from this copy's.
     group: Arc<ProtectionGroup>,
+}
+
+/// The thread that checkpoints a store's write-ahead log, and the writes since it
+/// was last asked to.
+///
+/// Writes append to the log; a checkpoint copies the log's pages back into the file
+/// (and syncs it) so the log can start over. SQLite runs one inline, in the commit
+/// that crosses 1,000 pages of log; this thread runs them on its own connection
+/// instead, as `PASSIVE` checkpoints, which never wait for the writer nor block it.
+/// Dropping it stops the thread and waits for it.
+struct Checkpointer {
+    requests: Option<mpsc::SyncSender<CheckpointRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Writes and changed rows since the thread was last signalled (updated under
+    /// the store's connection lock).
+    writes: AtomicU64,
+    rows: AtomicU64,
+}
+
+enum CheckpointRequest {
+    /// Checkpoint what the log holds now.
+    Checkpoint,
+    /// Answer once every earlier request is done (tests wait for the thread this way).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Settle(mpsc::Sender<()>),
+}
+
+impl Checkpointer {
+    /// Opens the thread's connection to the store at `path` and starts it; `None`
+    /// (writes then checkpoint inline) if either fails.
+    fn start(path: &str) -> Option<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
+            // The checkpoint syncs as the writer's commits would have.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            Ok(conn)
+        });
+        let conn = match opened {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(store = path, error = %e, "no checkpoint thread; writes checkpoint inline");
+                return None;
+            }
+        };
+        // One pending request is enough: it checkpoints everything written before it
+        // runs.
+        let (requests, received) = mpsc::sync_channel(1);
+        let shown = path.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("protector-checkpoint".into())
+            .spawn(move || Self::run(&conn, &shown, &received));
+        match thread {
+            Ok(thread) => Some(Self {
+                requests: Some(requests),
+                thread: Some(thread),
+                writes: AtomicU64::new(0),
+                rows: AtomicU64::new(0),
+            }),
+            Err(e) => {
+                tracing::warn!(store = path, error = %e, "no checkpoint thread; writes checkpoint inline");
+                None
+            }
+        }
+    }
+
+    fn run(conn: &Connection, path: &str, requests: &mpsc::Receiver<CheckpointRequest>) {
+        while let Ok(request) = requests.recv() {
+            match request {
+                CheckpointRequest::Checkpoint => {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        // The log keeps growing until the next checkpoint, at worst the
+                        // inline one of a later write.
+                        tracing::warn!(store = path, error = %e, "checkpoint failed");
+                    }
+                }
+                CheckpointRequest::Settle(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Counts a call on the writer that changed `rows` rows (none: a read), and
+    /// signals the thread after enough writes or rows.
+    fn wrote(&self, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        let writes = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        let rows = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+        if writes >= CHECKPOINT_AFTER_WRITES || rows >= CHECKPOINT_AFTER_ROWS {
+            self.writes.store(0, Ordering::Relaxed);
+            self.rows.store(0, Ordering::Relaxed);
+            if let Some(requests) = &self.requests {
+                // Full: a checkpoint is already pending and will cover these writes.
+                let _ = requests.try_send(CheckpointRequest::Checkpoint);
+            }
+        }
+    }
+
+    /// Waits until the thread has handled every request sent so far.
+    #[cfg(test)]
+    fn settle(&self) {
+        let (done, finished) = mpsc::channel();
+        if let Some(requests) = &self.requests {
+            if requests.send(CheckpointRequest::Settle(done)).is_ok() {
+                let _ = finished.recv();
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -552,8 +692,19 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             .db(&path)?;
         migrate(&mut conn, &path, MIGRATIONS)?;
+        let checkpointer = if on_disk {
+            let checkpointer = Checkpointer::start(&path);
+            if checkpointer.is_some() {
+                conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
+                    .db(&path)?;
+            }
+            checkpointer
+        } else {
+            None
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                checkpointer,
                 conn: Mutex::new(conn),
                 path,
                 last_group: Mutex::new(None),
@@ -574,7 +725,13 @@ impl SqliteStore {
             .conn
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        f(&mut conn, &self.inner.path)
+        let Some(checkpointer) = &self.inner.checkpointer else {
+            return f(&mut conn, &self.inner.path);
+        };
+        let before = conn.total_changes();
+        let result = f(&mut conn, &self.inner.path);
+        checkpointer.wrote(conn.total_changes().wrapping_sub(before));
+        result
     }
 
     /// Takes the cached group out (a write or delete is about to change it).
@@ -1272,10 +1429,11 @@ impl MetadataStore for SqliteStore {
                 .db(path)?;
             // Read under the write lock: no other connection can commit until ours.
             let version = data_version(&tx, path)?;
-            let stored = previous
-                .as_ref()
-                .filter(|c| c.data_version == version)
-                .map(|c| c.group.members.as_slice());
+            let current = previous.as_ref().filter(|c| c.data_version == version);
+            let stored = current.map(|c| c.group.members.as_slice());
+            // Members shared with the copy as stored (a save that changed only the
+            // group's own fields) are all unchanged: nothing to compare or write.
+            let unchanged = current.is_some_and(|c| c.group.members.shares_with(&pg.members));
             // An upsert, not `INSERT OR REPLACE`: replacing would delete the row and
             // cascade to the group's policy, sync state and members.
             tx.prepare_cached(
@@ -1301,7 +1459,7 @@ impl MetadataStore for SqliteStore {
                     )
                 })
             })?;
-            {
+            if !unchanged {
                 let mut upsert = tx
                     .prepare_cached(
                         "INSERT INTO protection_group_members \
@@ -2191,6 +2349,121 @@ mod tests {
                 .unwrap();
             assert_eq!(mode, "wal");
         }
+    }
+
+    #[tokio::test]
+    async fn a_save_that_changes_only_the_groups_own_fields_keeps_sharing_its_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("site-a.db")).unwrap();
+        let g = with_members(group("pg-1", "p1", "app"), 50);
+        store.put_protection_group(&g).await.unwrap();
+        let before = store
+            .get_protection_group_shared(&g.id)
+            .await
+            .unwrap()
+            .unwrap();
+        // A read copies the group's own fields only.
+        let mut changed = store.get_protection_group(&g.id).await.unwrap().unwrap();
+        assert!(changed.members.shares_with(&before.members));
+        changed.status = crate::model::PgStatus::FailingOver;
+        changed.version += 1;
+        log_member_writes(&store);
+        store.put_protection_group(&changed).await.unwrap();
+        assert_eq!(member_writes(&store), Vec::<i64>::new());
+        let after = store
+            .get_protection_group_shared(&g.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(after.members.shares_with(&before.members));
+        assert_eq!(after.status, crate::model::PgStatus::FailingOver);
+        // A fresh handle reads the same group from the file.
+        let fresh = SqliteStore::open(dir.path().join("site-a.db")).unwrap();
+        assert_eq!(
+            fresh.get_protection_group(&g.id).await.unwrap(),
+            Some(changed)
+        );
+    }
+
+    /// Puts the sites numbered `ids`, one write each, then waits for the checkpoint
+    /// thread.
+    async fn put_sites_and_settle(store: &SqliteStore, ids: std::ops::Range<u64>) {
+        for i in ids {
+            store
+                .put_site(&site(&format!("site-{i}"), &format!("s{i}"), "pw"))
+                .await
+                .unwrap();
+        }
+        store.inner.checkpointer.as_ref().unwrap().settle();
+    }
+
+    /// The sites the file holds without its write-ahead log (read from a copy).
+    async fn sites_in_file_alone(path: &Path, copy: &Path) -> usize {
+        std::fs::copy(path, copy).unwrap();
+        let copied = SqliteStore::open(copy).unwrap();
+        copied.list_sites().await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn a_store_on_disk_checkpoints_its_log_on_a_thread_after_enough_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // One write short of the signal: the pages are still in the log only.
+        put_sites_and_settle(&store, 0..CHECKPOINT_AFTER_WRITES - 1).await;
+        assert_eq!(
+            sites_in_file_alone(&path, &dir.path().join("before.db")).await,
+            0
+        );
+        // The next write signals the thread, which copies every page into the file.
+        put_sites_and_settle(&store, CHECKPOINT_AFTER_WRITES - 1..CHECKPOINT_AFTER_WRITES).await;
+        assert_eq!(
+            sites_in_file_alone(&path, &dir.path().join("after.db")).await,
+            usize::try_from(CHECKPOINT_AFTER_WRITES).unwrap()
+        );
+        let inline: i64 = store
+            .with_conn(|c, p| {
+                c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .db(p)
+            })
+            .unwrap();
+        assert_eq!(inline, INLINE_CHECKPOINT_PAGES);
+    }
+
+    #[tokio::test]
+    async fn a_large_write_signals_the_checkpoint_thread_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let rows = usize::try_from(CHECKPOINT_AFTER_ROWS).unwrap();
+        let g = with_members(group("pg-1", "p1", "app"), rows);
+        store.put_protection_group(&g).await.unwrap();
+        store.inner.checkpointer.as_ref().unwrap().settle();
+        std::fs::copy(&path, dir.path().join("copy.db")).unwrap();
+        let copied = SqliteStore::open(dir.path().join("copy.db")).unwrap();
+        let read = copied.get_protection_group(&g.id).await.unwrap().unwrap();
+        assert_eq!(read.members.len(), rows);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_store_stops_its_checkpoint_thread_and_removes_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site-a.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let wal = dir.path().join("site-a.db-wal");
+        put_sites_and_settle(&store, 0..3).await;
+        assert!(wal.exists());
+        drop(store);
+        // The last connection to close checkpoints and deletes the log: the thread's
+        // connection was closed first, or the log would still be there.
+        assert!(!wal.exists());
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.list_sites().await.unwrap().len(), 3);
+        assert!(SqliteStore::open_in_memory()
+            .unwrap()
+            .inner
+            .checkpointer
+            .is_none());
     }
 
     #[test]
