@@ -286,11 +286,11 @@ enum CheckpointRequest {
 }
 
 impl Checkpointer {
-    /// Opens the thread's connection to the store at `path` and starts it; `None`
-    /// (writes then checkpoint inline) if either fails.
-    fn start(path: &str) -> Option<Self> {
+    /// Opens the thread's connection to the store in `file` (named `path` in logs) and
+    /// starts it; `None` (writes then checkpoint inline) if either fails.
+    fn start(file: &Path, path: &str) -> Option<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
+        let opened = Connection::open_with_flags(file, flags).and_then(|conn| {
             // The checkpoint syncs as the writer's commits would have.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             Ok(conn)
@@ -659,7 +659,7 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).db(&shown)?;
-        Self::init(conn, shown, true)
+        Self::init(conn, shown, Some(path))
     }
 
     /// A private store in memory (nothing is written to disk), with the same schema.
@@ -669,7 +669,7 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let shown = ":memory:".to_owned();
         let conn = Connection::open_in_memory().db(&shown)?;
-        Self::init(conn, shown, false)
+        Self::init(conn, shown, None)
     }
 
     /// The file this store was opened from (`:memory:` for an in-memory store).
@@ -677,11 +677,13 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    fn init(mut conn: Connection, path: String, on_disk: bool) -> Result<Self, StoreError> {
+    /// Sets up a store on `conn`; `file` is the file it was opened from (`None` in
+    /// memory), `path` how errors name it.
+    fn init(mut conn: Connection, path: String, file: Option<&Path>) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).db(&path)?;
         // Read-only checks first: a file we refuse must be left exactly as it was.
         check_identity(&conn, &path)?;
-        if on_disk {
+        if file.is_some() {
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
                 .db(&path)?;
         }
@@ -692,16 +694,11 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             .db(&path)?;
         migrate(&mut conn, &path, MIGRATIONS)?;
-        let checkpointer = if on_disk {
-            let checkpointer = Checkpointer::start(&path);
-            if checkpointer.is_some() {
-                conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
-                    .db(&path)?;
-            }
-            checkpointer
-        } else {
-            None
-        };
+        let checkpointer = file.and_then(|file| Checkpointer::start(file, &path));
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
+                .db(&path)?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 checkpointer,
