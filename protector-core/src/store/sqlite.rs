@@ -289,38 +289,32 @@ impl Checkpointer {
     /// Opens the thread's connection to the store in `file` (named `path` in logs) and
     /// starts it; `None` (writes then checkpoint inline) if either fails.
     fn start(file: &Path, path: &str) -> Option<Self> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let opened = Connection::open_with_flags(file, flags).and_then(|conn| {
-            // The checkpoint syncs as the writer's commits would have.
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            Ok(conn)
-        });
-        let conn = match opened {
-            Ok(conn) => conn,
-            Err(e) => {
+        Self::spawn(file, path)
+            .inspect_err(|e| {
                 tracing::warn!(store = path, error = %e, "no checkpoint thread; writes checkpoint inline");
-                return None;
-            }
-        };
+            })
+            .ok()
+    }
+
+    /// [`Self::start`], with its failure.
+    fn spawn(file: &Path, path: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(file, flags)?;
+        // The checkpoint syncs as the writer's commits would have.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // One pending request is enough: it checkpoints everything written before it
         // runs.
         let (requests, received) = mpsc::sync_channel(1);
         let shown = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("protector-checkpoint".into())
-            .spawn(move || Self::run(&conn, &shown, &received));
-        match thread {
-            Ok(thread) => Some(Self {
-                requests: Some(requests),
-                thread: Some(thread),
-                writes: AtomicU64::new(0),
-                rows: AtomicU64::new(0),
-            }),
-            Err(e) => {
-                tracing::warn!(store = path, error = %e, "no checkpoint thread; writes checkpoint inline");
-                None
-            }
-        }
+            .spawn(move || Self::run(&conn, &shown, &received))?;
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+            writes: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+        })
     }
 
     fn run(conn: &Connection, path: &str, requests: &mpsc::Receiver<CheckpointRequest>) {
