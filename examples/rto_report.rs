@@ -6,12 +6,15 @@
 //! cargo run --release --example rto_report -- --quick # N = 10 only (CI smoke)
 //! cargo run --release --example rto_report -- --steps # also the calls of every step
 //! cargo run --release --example rto_report -- --only=overhead --n=1000 # one part, one N
+//! cargo run --release --example rto_report -- --only=overhead --n=10000 --runs=7
 //! ```
 //!
 //! `--only=rto|overhead|throughput` runs one part of the report and `--n=N` one size
-//! (for profiling). With `PROTECTOR_PERF_CTL=<fifo>`, the report writes `enable` and
-//! `disable` to that `perf record --control=fifo:<fifo> -D -1` control file around
-//! each measured operation, so a profile covers the operations alone.
+//! (for profiling). `--runs=K` measures each engine-overhead size K times (default 3,
+//! 1 with `--quick`) and gives the median and the range: wall times on a shared
+//! machine vary from run to run. With `PROTECTOR_PERF_CTL=<fifo>`, the report writes
+//! `enable` and `disable` to that `perf record --control=fifo:<fifo> -D -1` control
+//! file around each measured operation, so a profile covers the operations alone.
 //!
 //! Prints markdown tables on stdout.
 
@@ -118,9 +121,51 @@ struct Args {
     steps: bool,
     only: Option<String>,
     n: Option<usize>,
+    /// Engine-overhead measurements per size.
+    runs: usize,
 }
 
 impl Args {
+    /// Reads the command line's arguments (without the program name).
+    fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut parsed = Self {
+            quick: false,
+            steps: false,
+            only: None,
+            n: None,
+            runs: 0,
+        };
+        let mut runs = None;
+        let number = |flag: &str, v: &str| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|k| *k > 0)
+                .ok_or_else(|| format!("{flag} takes a whole number of at least 1, not '{v}'"))
+        };
+        for a in args {
+            if a == "--quick" {
+                parsed.quick = true;
+            } else if a == "--steps" {
+                parsed.steps = true;
+            } else if let Some(part) = a.strip_prefix("--only=") {
+                if !["rto", "overhead", "throughput"].contains(&part) {
+                    return Err(format!(
+                        "--only= takes rto, overhead or throughput, not '{part}'"
+                    ));
+                }
+                parsed.only = Some(part.to_owned());
+            } else if let Some(v) = a.strip_prefix("--n=") {
+                parsed.n = Some(number("--n=", v)?);
+            } else if let Some(v) = a.strip_prefix("--runs=") {
+                runs = Some(number("--runs=", v)?);
+            } else {
+                return Err(format!("unknown argument '{a}'"));
+            }
+        }
+        parsed.runs = runs.unwrap_or(if parsed.quick { 1 } else { 3 });
+        Ok(parsed)
+    }
+
     fn runs(&self, part: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == part)
     }
@@ -135,16 +180,13 @@ impl Args {
 }
 
 fn main() {
-    let args = std::env::args().skip(1).collect::<Vec<_>>();
-    let value = |key: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(key).map(str::to_owned))
-    };
-    let args = Args {
-        quick: args.iter().any(|a| a == "--quick"),
-        steps: args.iter().any(|a| a == "--steps"),
-        only: value("--only="),
-        n: value("--n=").map(|n| n.parse().expect("--n=N takes a number")),
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("rto_report: {e}");
+            eprintln!("usage: rto_report [--quick] [--steps] [--only=rto|overhead|throughput] [--n=N] [--runs=K]");
+            std::process::exit(2);
+        }
     };
     install_hooks();
     let started = support::wall_clock();
@@ -282,44 +324,88 @@ fn overhead_table(args: &Args) {
     let sizes = args.sizes(&[100], &[100, 1000, 10_000]);
     println!("### Engine overhead (`zero` profile, SQLite stores, planned failover)");
     println!();
-    println!("| N | wall | wall per VM | peak heap per VM | VmHWM growth per VM | allocations per VM | setup wall |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| N | runs | wall (median) | wall per VM (median) | wall per VM (range) | peak heap per VM | VmHWM growth per VM | allocations per VM | setup wall (median) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let rt = support::paused_runtime();
-        rt.block_on(async {
-            let t = support::wall_clock();
-            let bench = Setup::new(7 + n as u64, n, LatencyProfile::zero())
-                .build_sqlite(dir.path())
-                .await;
-            bench.let_time_pass(Duration::from_secs(600)).await;
-            let setup = t.elapsed();
-            let run = bench.failover(SimSite::A, FailoverType::Planned).await;
-            let wall = run.wall;
-            let m = *MEASURED.lock().unwrap_or_else(|p| p.into_inner());
-            let peak = m.peak.saturating_sub(m.live_before).max(0);
-            assert!(run.writes_lost.iter().all(|l| *l == 0));
-            println!(
-                "| {n} | {:.3} s | {:.1} µs | {:.1} KB | {:.1} KB | {:.0} | {:.1} s |",
-                wall.as_secs_f64(),
-                wall.as_secs_f64() * 1e6 / n as f64,
-                peak as f64 / 1000.0 / n as f64,
-                m.hwm_after.saturating_sub(m.hwm_before) as f64 * 1.024 / n as f64,
-                m.allocs_after.saturating_sub(m.allocs_before) as f64 / n as f64,
-                setup.as_secs_f64()
-            );
-        });
+        let runs: Vec<OverheadRun> = (0..args.runs).map(|_| overhead_run(n)).collect();
+        let wall = median(runs.iter().map(|r| r.wall).collect());
+        let setup = median(runs.iter().map(|r| r.setup).collect());
+        let fastest = runs.iter().map(|r| r.wall).min().unwrap_or_default();
+        let slowest = runs.iter().map(|r| r.wall).max().unwrap_or_default();
+        let per_vm = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        let most = |f: fn(&OverheadRun) -> u64| runs.iter().map(f).max().unwrap_or(0);
+        println!(
+            "| {n} | {} | {:.3} s | {:.1} µs | {:.1}–{:.1} µs | {:.1} KB | {:.1} KB | {:.0} | {:.1} s |",
+            runs.len(),
+            wall.as_secs_f64(),
+            per_vm(wall),
+            per_vm(fastest),
+            per_vm(slowest),
+            most(|r| r.peak_bytes) as f64 / 1000.0 / n as f64,
+            most(|r| r.hwm_growth_kib) as f64 * 1.024 / n as f64,
+            most(|r| r.allocations) as f64 / n as f64,
+            setup.as_secs_f64()
+        );
     }
     println!();
     println!(
-        "Wall: real time from the failover request to the operation's end (the bench's \
-         own checks before and after are not timed). Peak heap per VM: the highest live \
-         heap during the failover minus the live heap before it (counting allocator), over N. VmHWM growth: growth of the process's peak \
-         resident set during the failover, over N (0 when setup already peaked higher). \
-         Allocations per VM: heap allocations and growing reallocations during the \
-         failover, over N (deterministic for a given build, unlike the wall time)."
+        "Each size is measured `runs` times (`--runs=K`), each time on a new world and new \
+         stores. Wall: real time from the failover request to the operation's end (the \
+         bench's own checks before and after are not timed); the median and the range \
+         (fastest–slowest) of the runs. Peak heap per VM: the highest live heap during the \
+         failover minus the live heap before it (counting allocator), over N. VmHWM growth: \
+         growth of the process's peak resident set during the failover, over N (0 when an \
+         earlier run or the setup already peaked higher). Allocations per VM: heap \
+         allocations and growing reallocations during the failover, over N (deterministic \
+         for a given build, unlike the wall time). Memory and allocations are the largest \
+         of the runs."
     );
     println!();
+}
+
+/// One measured failover of the engine-overhead table.
+struct OverheadRun {
+    wall: Duration,
+    setup: Duration,
+    peak_bytes: u64,
+    hwm_growth_kib: u64,
+    allocations: u64,
+}
+
+/// Builds a world of `n` VMs with SQLite stores in a new directory and measures its
+/// planned failover.
+fn overhead_run(n: usize) -> OverheadRun {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let rt = support::paused_runtime();
+    rt.block_on(async {
+        let t = support::wall_clock();
+        let bench = Setup::new(7 + n as u64, n, LatencyProfile::zero())
+            .build_sqlite(dir.path())
+            .await;
+        bench.let_time_pass(Duration::from_secs(600)).await;
+        let setup = t.elapsed();
+        let run = bench.failover(SimSite::A, FailoverType::Planned).await;
+        assert!(run.writes_lost.iter().all(|l| *l == 0));
+        let m = *MEASURED.lock().unwrap_or_else(|p| p.into_inner());
+        OverheadRun {
+            wall: run.wall,
+            setup,
+            peak_bytes: u64::try_from(m.peak.saturating_sub(m.live_before)).unwrap_or(0),
+            hwm_growth_kib: m.hwm_after.saturating_sub(m.hwm_before),
+            allocations: m.allocs_after.saturating_sub(m.allocs_before),
+        }
+    })
+}
+
+/// The median of `values` (the mean of the middle two for an even count); zero for
+/// none.
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    match values.len() {
+        0 => Duration::ZERO,
+        k if k % 2 == 1 => values[k / 2],
+        k => (values[k / 2 - 1] + values[k / 2]) / 2,
+    }
 }
 
 /// Memory counters around the last measured operation.
@@ -432,4 +518,48 @@ async fn scenario(seed: u64) {
     let (fo, fb) = bench.planned_cycle().await;
     assert!(fo.writes_lost.iter().all(|l| *l == 0));
     assert!(fb.writes_lost.iter().all(|l| *l == 0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn runs_default_to_three_and_to_one_when_quick() {
+        assert_eq!(parse(&[]).unwrap().runs, 3);
+        assert_eq!(parse(&["--quick"]).unwrap().runs, 1);
+        let args = parse(&["--quick", "--runs=7", "--only=overhead", "--n=10000"]).unwrap();
+        assert_eq!(args.runs, 7);
+        assert_eq!(args.n, Some(10_000));
+        assert!(args.runs("overhead") && !args.runs("rto"));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_their_flag() {
+        for (args, says) in [
+            (&["--runs=0"][..], "--runs="),
+            (&["--runs=many"][..], "'many'"),
+            (&["--n=-3"][..], "--n="),
+            (&["--only=memory"][..], "rto, overhead or throughput"),
+            (&["--runs", "7"][..], "unknown argument '--runs'"),
+        ] {
+            let e = parse(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} was accepted"));
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_median_takes_the_middle_run_or_the_mean_of_the_middle_two() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(vec![ms(9), ms(1), ms(5)]), ms(5));
+        assert_eq!(median(vec![ms(8), ms(2), ms(4), ms(100)]), ms(6));
+        assert_eq!(median(vec![ms(3)]), ms(3));
+        assert_eq!(median(Vec::new()), Duration::ZERO);
+    }
 }
