@@ -12,7 +12,9 @@
 //! `--only=rto|overhead|throughput` runs one part of the report and `--n=N` one size
 //! (for profiling). `--runs=K` measures each engine-overhead size K times (default 3,
 //! 1 with `--quick`) and gives the median and the range: wall times on a shared
-//! machine vary from run to run. With `PROTECTOR_PERF_CTL=<fifo>`, the report writes
+//! machine vary from run to run. `--stores=memory` measures the engine overhead with
+//! in-memory stores instead of SQLite files (the targets are for SQLite; the
+//! difference is the stores' share). With `PROTECTOR_PERF_CTL=<fifo>`, the report writes
 //! `enable` and `disable` to that `perf record --control=fifo:<fifo> -D -1` control
 //! file around each measured operation, so a profile covers the operations alone.
 //!
@@ -123,6 +125,8 @@ struct Args {
     n: Option<usize>,
     /// Engine-overhead measurements per size.
     runs: usize,
+    /// The engine-overhead part's stores: SQLite files (the default) or in memory.
+    memory_stores: bool,
 }
 
 impl Args {
@@ -134,6 +138,7 @@ impl Args {
             only: None,
             n: None,
             runs: 0,
+            memory_stores: false,
         };
         let mut runs = None;
         let number = |flag: &str, v: &str| {
@@ -158,6 +163,12 @@ impl Args {
                 parsed.n = Some(number("--n=", v)?);
             } else if let Some(v) = a.strip_prefix("--runs=") {
                 runs = Some(number("--runs=", v)?);
+            } else if let Some(v) = a.strip_prefix("--stores=") {
+                parsed.memory_stores = match v {
+                    "sqlite" => false,
+                    "memory" => true,
+                    _ => return Err(format!("--stores= takes sqlite or memory, not '{v}'")),
+                };
             } else {
                 return Err(format!("unknown argument '{a}'"));
             }
@@ -184,7 +195,7 @@ fn main() {
         Ok(args) => args,
         Err(e) => {
             eprintln!("rto_report: {e}");
-            eprintln!("usage: rto_report [--quick] [--steps] [--only=rto|overhead|throughput] [--n=N] [--runs=K]");
+            eprintln!("usage: rto_report [--quick] [--steps] [--only=rto|overhead|throughput] [--n=N] [--runs=K] [--stores=sqlite|memory]");
             std::process::exit(2);
         }
     };
@@ -322,12 +333,19 @@ fn fmt_secs(d: Duration) -> String {
 
 fn overhead_table(args: &Args) {
     let sizes = args.sizes(&[100], &[100, 1000, 10_000]);
-    println!("### Engine overhead (`zero` profile, SQLite stores, planned failover)");
+    let stores = if args.memory_stores {
+        "in-memory stores"
+    } else {
+        "SQLite stores"
+    };
+    println!("### Engine overhead (`zero` profile, {stores}, planned failover)");
     println!();
     println!("| N | runs | wall (median) | wall per VM (median) | wall per VM (range) | peak heap per VM | VmHWM growth per VM | allocations per VM | setup wall (median) |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
-        let runs: Vec<OverheadRun> = (0..args.runs).map(|_| overhead_run(n)).collect();
+        let runs: Vec<OverheadRun> = (0..args.runs)
+            .map(|_| overhead_run(n, args.memory_stores))
+            .collect();
         let wall = median(runs.iter().map(|r| r.wall).collect());
         let setup = median(runs.iter().map(|r| r.setup).collect());
         let fastest = runs.iter().map(|r| r.wall).min().unwrap_or_default();
@@ -372,16 +390,19 @@ struct OverheadRun {
     allocations: u64,
 }
 
-/// Builds a world of `n` VMs with SQLite stores in a new directory and measures its
-/// planned failover.
-fn overhead_run(n: usize) -> OverheadRun {
+/// Builds a world of `n` VMs with SQLite stores in a new directory (in-memory stores
+/// with `memory_stores`) and measures its planned failover.
+fn overhead_run(n: usize, memory_stores: bool) -> OverheadRun {
     let dir = tempfile::tempdir().expect("temporary directory");
     let rt = support::paused_runtime();
     rt.block_on(async {
         let t = support::wall_clock();
-        let bench = Setup::new(7 + n as u64, n, LatencyProfile::zero())
-            .build_sqlite(dir.path())
-            .await;
+        let world = Setup::new(7 + n as u64, n, LatencyProfile::zero());
+        let bench = if memory_stores {
+            world.build().await
+        } else {
+            world.build_sqlite(dir.path()).await
+        };
         bench.let_time_pass(Duration::from_secs(600)).await;
         let setup = t.elapsed();
         let run = bench.failover(SimSite::A, FailoverType::Planned).await;
@@ -536,6 +557,9 @@ mod tests {
         assert_eq!(args.runs, 7);
         assert_eq!(args.n, Some(10_000));
         assert!(args.runs("overhead") && !args.runs("rto"));
+        assert!(!args.memory_stores);
+        assert!(parse(&["--stores=memory"]).unwrap().memory_stores);
+        assert!(!parse(&["--stores=sqlite"]).unwrap().memory_stores);
     }
 
     #[test]
@@ -545,6 +569,7 @@ mod tests {
             (&["--runs=many"][..], "'many'"),
             (&["--n=-3"][..], "--n="),
             (&["--only=memory"][..], "rto, overhead or throughput"),
+            (&["--stores=disk"][..], "sqlite or memory, not 'disk'"),
             (&["--runs", "7"][..], "unknown argument '--runs'"),
         ] {
             let e = parse(args)
