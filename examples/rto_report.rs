@@ -14,9 +14,11 @@
 //! 1 with `--quick`) and gives the median and the range: wall times on a shared
 //! machine vary from run to run. `--stores=memory` measures the engine overhead with
 //! in-memory stores instead of SQLite files (the targets are for SQLite; the
-//! difference is the stores' share). With `PROTECTOR_PERF_CTL=<fifo>`, the report writes
-//! `enable` and `disable` to that `perf record --control=fifo:<fifo> -D -1` control
-//! file around each measured operation, so a profile covers the operations alone.
+//! difference is the stores' share).
+//!
+//! With `PROTECTOR_PERF_CTL=<fifo>`, the report writes `enable` and `disable` to that
+//! `perf record --control=fifo:<fifo> -D -1` control file around each measured
+//! operation, so a profile covers the operations alone.
 //!
 //! Prints markdown tables on stdout.
 
