@@ -126,7 +126,7 @@ struct Args {
     only: Option<String>,
     n: Option<usize>,
     /// Engine-overhead measurements per size.
-    runs: usize,
+    repeats: usize,
     /// The engine-overhead part's stores: SQLite files (the default) or in memory.
     memory_stores: bool,
 }
@@ -134,15 +134,8 @@ struct Args {
 impl Args {
     /// Reads the command line's arguments (without the program name).
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut parsed = Self {
-            quick: false,
-            steps: false,
-            only: None,
-            n: None,
-            runs: 0,
-            memory_stores: false,
-        };
-        let mut runs = None;
+        let (mut quick, mut steps, mut memory_stores) = (false, false, false);
+        let (mut only, mut n, mut repeats) = (None, None, None);
         let number = |flag: &str, v: &str| {
             v.parse::<usize>()
                 .ok()
@@ -151,22 +144,22 @@ impl Args {
         };
         for a in args {
             if a == "--quick" {
-                parsed.quick = true;
+                quick = true;
             } else if a == "--steps" {
-                parsed.steps = true;
+                steps = true;
             } else if let Some(part) = a.strip_prefix("--only=") {
                 if !["rto", "overhead", "throughput"].contains(&part) {
                     return Err(format!(
                         "--only= takes rto, overhead or throughput, not '{part}'"
                     ));
                 }
-                parsed.only = Some(part.to_owned());
+                only = Some(part.to_owned());
             } else if let Some(v) = a.strip_prefix("--n=") {
-                parsed.n = Some(number("--n=", v)?);
+                n = Some(number("--n=", v)?);
             } else if let Some(v) = a.strip_prefix("--runs=") {
-                runs = Some(number("--runs=", v)?);
+                repeats = Some(number("--runs=", v)?);
             } else if let Some(v) = a.strip_prefix("--stores=") {
-                parsed.memory_stores = match v {
+                memory_stores = match v {
                     "sqlite" => false,
                     "memory" => true,
                     _ => return Err(format!("--stores= takes sqlite or memory, not '{v}'")),
@@ -175,8 +168,14 @@ impl Args {
                 return Err(format!("unknown argument '{a}'"));
             }
         }
-        parsed.runs = runs.unwrap_or(if parsed.quick { 1 } else { 3 });
-        Ok(parsed)
+        Ok(Self {
+            quick,
+            steps,
+            only,
+            n,
+            repeats: repeats.unwrap_or(if quick { 1 } else { 3 }),
+            memory_stores,
+        })
     }
 
     fn runs(&self, part: &str) -> bool {
@@ -345,7 +344,7 @@ fn overhead_table(args: &Args) {
     println!("| N | runs | wall (median) | wall per VM (median) | wall per VM (range) | peak heap per VM | VmHWM growth per VM | allocations per VM | setup wall (median) |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
-        let runs: Vec<OverheadRun> = (0..args.runs)
+        let runs: Vec<OverheadRun> = (0..args.repeats)
             .map(|_| overhead_run(n, args.memory_stores))
             .collect();
         let wall = median(runs.iter().map(|r| r.wall).collect());
@@ -395,15 +394,14 @@ struct OverheadRun {
 /// Builds a world of `n` VMs with SQLite stores in a new directory (in-memory stores
 /// with `memory_stores`) and measures its planned failover.
 fn overhead_run(n: usize, memory_stores: bool) -> OverheadRun {
-    let dir = tempfile::tempdir().expect("temporary directory");
+    let dir = (!memory_stores).then(|| tempfile::tempdir().expect("temporary directory"));
     let rt = support::paused_runtime();
     rt.block_on(async {
         let t = support::wall_clock();
         let world = Setup::new(7 + n as u64, n, LatencyProfile::zero());
-        let bench = if memory_stores {
-            world.build().await
-        } else {
-            world.build_sqlite(dir.path()).await
+        let bench = match &dir {
+            Some(dir) => world.build_sqlite(dir.path()).await,
+            None => world.build().await,
         };
         bench.let_time_pass(Duration::from_secs(600)).await;
         let setup = t.elapsed();
@@ -553,10 +551,10 @@ mod tests {
 
     #[test]
     fn runs_default_to_three_and_to_one_when_quick() {
-        assert_eq!(parse(&[]).unwrap().runs, 3);
-        assert_eq!(parse(&["--quick"]).unwrap().runs, 1);
+        assert_eq!(parse(&[]).unwrap().repeats, 3);
+        assert_eq!(parse(&["--quick"]).unwrap().repeats, 1);
         let args = parse(&["--quick", "--runs=7", "--only=overhead", "--n=10000"]).unwrap();
-        assert_eq!(args.runs, 7);
+        assert_eq!(args.repeats, 7);
         assert_eq!(args.n, Some(10_000));
         assert!(args.runs("overhead") && !args.runs("rto"));
         assert!(!args.memory_stores);
